@@ -1,0 +1,125 @@
+use std::path::Path;
+
+use super::*;
+
+fn parse(text: &str) -> Result<Config, Vec<ConfigError>> {
+    Config::parse(text, Path::new("."), Path::new("test.yml"))
+}
+
+fn errors(text: &str) -> Vec<String> {
+    parse(text).unwrap_err().iter().map(ToString::to_string).collect()
+}
+
+const MINIMAL: &str = r#"
+sinks:
+  archive: {type: file, path: "out/%TENANCY/%TAG.jsonl"}
+tenants:
+  - name: acme
+    sources:
+      - {name: eve, type: file, path: eve.json}
+    sinks: [archive]
+"#;
+
+#[test]
+fn the_quickstart_and_the_issue_example_load() {
+    for file in ["examples/quickstart.yml"] {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(file);
+        Config::load(&path).unwrap_or_else(|e| panic!("{e}"));
+    }
+    let c = parse(MINIMAL).unwrap();
+    assert_eq!(c.state_dir, PathBuf::from("./data/state"));
+    assert_eq!(c.shutdown_timeout, Duration::from_secs(30));
+    assert_eq!(c.tenants[0].sources[0].name, "eve");
+}
+
+#[test]
+fn unknown_key_names_its_full_path() {
+    let text = MINIMAL.replace("path: eve.json}", "path: eve.json, intervall: 5}");
+    let errs = errors(&text);
+    assert_eq!(errs.len(), 1, "{errs:?}");
+    assert!(errs[0].starts_with("tenants[0].sources[0].intervall: unknown field, expected one of"), "{}", errs[0]);
+}
+
+#[test]
+fn wrong_type_names_its_path() {
+    let text = MINIMAL.replace("path: eve.json}", "path: eve.json, batch_events: many}");
+    let errs = errors(&text);
+    assert!(errs[0].starts_with("tenants[0].sources[0].batch_events: invalid type"), "{errs:?}");
+}
+
+#[test]
+fn missing_environment_variable_is_named() {
+    let text = MINIMAL.replace("path: eve.json}", "path: \"${SLUICE_TEST_NOT_SET_ANYWHERE}\"}");
+    let errs = errors(&text);
+    assert_eq!(errs, ["tenants[0].sources[0].path: environment variable `SLUICE_TEST_NOT_SET_ANYWHERE` is not set"]);
+}
+
+#[test]
+fn whole_reference_expands_to_a_number() {
+    // SAFETY: no other test reads this variable.
+    unsafe { std::env::set_var("SLUICE_TEST_BATCH", "17") };
+    let text = MINIMAL.replace("path: eve.json}", "path: eve.json, batch_events: \"${SLUICE_TEST_BATCH}\"}");
+    let c = parse(&text).unwrap();
+    let SourceSettings::File(f) = &c.tenants[0].sources[0].settings;
+    assert_eq!(f.batch_events, 17);
+}
+
+#[test]
+fn bad_duration_says_how_to_write_one() {
+    let errs = errors(&format!("shutdown_timeout: 5 parsecs\n{MINIMAL}"));
+    assert!(errs[0].starts_with("shutdown_timeout: invalid duration `5 parsecs`"), "{errs:?}");
+    let c = parse(&format!("shutdown_timeout: 1m 30s\n{MINIMAL}")).unwrap();
+    assert_eq!(c.shutdown_timeout, Duration::from_secs(90));
+}
+
+#[test]
+fn path_traversal_tenant_is_rejected() {
+    let errs = errors(&MINIMAL.replace("name: acme", "name: ../etc"));
+    assert_eq!(errs.len(), 1, "{errs:?}");
+    assert!(errs[0].starts_with("tenants[0].name: invalid tenant name"), "{errs:?}");
+}
+
+#[test]
+fn every_error_is_reported_at_once() {
+    let text = r#"
+sinks:
+  archive: {type: fiel, path: x}
+tenants:
+  - name: a/b
+    sources:
+      - {name: eve, type: file}
+    sinks: [nope]
+"#;
+    let errs = errors(text);
+    let expected = [
+        "sinks.archive.type: unknown sink type `fiel`",
+        "tenants[0].name: invalid tenant name",
+        "tenants[0].sources[0]: missing field `path`",
+        "tenants[0].sinks[0]: unknown sink `nope`",
+    ];
+    for (want, got) in expected.iter().zip(&errs) {
+        assert!(got.starts_with(want), "want {want}, got {got}");
+    }
+    assert_eq!(errs.len(), expected.len(), "{errs:?}");
+}
+
+#[test]
+fn secrets_from_files_and_bad_templates() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("dir_name"), "out\n").unwrap();
+    let text = MINIMAL.replace("\"out/%TENANCY/%TAG.jsonl\"", "\"${file:dir_name}/%TENANCY.jsonl\"");
+    let c = Config::parse(&text, dir.path(), Path::new("x.yml")).unwrap();
+    assert_eq!(c.sinks["archive"].settings, crate::sinks::SinkSettings::File(crate::sinks::file::FileSinkConfig {
+        path: crate::sinks::file::template::PathTemplate::parse("out/%TENANCY.jsonl").unwrap(),
+        format: Default::default(),
+        max_open_files: std::num::NonZeroUsize::new(256).unwrap(),
+    }));
+    let errs = errors(&MINIMAL.replace("%TAG.jsonl", "%DATE.jsonl"));
+    assert!(errs[0].starts_with("sinks.archive.path: unknown variable at `%DATE"), "{errs:?}");
+}
+
+#[test]
+fn invalid_yaml_is_an_error_not_a_panic() {
+    let errs = errors("tenants: [unclosed");
+    assert!(errs[0].starts_with("invalid YAML"), "{errs:?}");
+}

@@ -1,0 +1,104 @@
+//! Encoders: [`Event`] → bytes a sink writes. Pure functions, no I/O.
+
+use serde::{Deserialize, Serialize};
+
+use crate::model::Event;
+
+/// The shape of each line a sink writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Format {
+    /// The vendor JSON exactly as received.
+    #[default]
+    Raw,
+    /// sluice's envelope: id, tenant, source, vendor, received_at and the raw event.
+    Event,
+    /// `{"vendor":"<vendor>","<vendor>":<raw>}`: the line format of the original WithSecure
+    /// collector, which existing Wazuh decoders and rules match on.
+    VendorWrapped,
+}
+
+#[derive(Serialize)]
+struct Envelope<'a> {
+    id: &'a str,
+    tenant: &'a str,
+    source: &'a str,
+    vendor: &'a str,
+    received_at: String,
+    event: &'a serde_json::value::RawValue,
+}
+
+impl Format {
+    /// Appends one encoded line, with its trailing newline, to `out`.
+    pub fn encode_line(&self, event: &Event, out: &mut Vec<u8>) {
+        match self {
+            Format::Raw => out.extend_from_slice(event.raw.get().as_bytes()),
+            Format::Event => {
+                let envelope = Envelope {
+                    id: &event.id,
+                    tenant: &event.tenant,
+                    source: &event.source,
+                    vendor: &event.vendor,
+                    received_at: event.received_at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+                    event: &event.raw,
+                };
+                serde_json::to_writer(&mut *out, &envelope).expect("writing to a Vec cannot fail");
+            }
+            Format::VendorWrapped => {
+                let vendor = serde_json::to_string(&*event.vendor).expect("a string serializes");
+                out.extend_from_slice(b"{\"vendor\":");
+                out.extend_from_slice(vendor.as_bytes());
+                out.push(b',');
+                out.extend_from_slice(vendor.as_bytes());
+                out.push(b':');
+                out.extend_from_slice(event.raw.get().as_bytes());
+                out.push(b'}');
+            }
+        }
+        out.push(b'\n');
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn event() -> Event {
+        let raw = serde_json::value::RawValue::from_string(r#"{"id":"x_1","n":1}"#.into()).unwrap();
+        Event {
+            id: "x_1".into(),
+            tenant: "acme".into(),
+            source: "eve".into(),
+            vendor: "withsecure".into(),
+            received_at: chrono::Utc.with_ymd_and_hms(2025, 1, 2, 3, 4, 5).unwrap(),
+            raw,
+        }
+    }
+
+    fn line(format: Format) -> String {
+        let mut out = Vec::new();
+        format.encode_line(&event(), &mut out);
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn raw_is_the_vendor_json() {
+        assert_eq!(line(Format::Raw), "{\"id\":\"x_1\",\"n\":1}\n");
+    }
+
+    #[test]
+    fn vendor_wrapped_matches_the_original_collector() {
+        assert_eq!(line(Format::VendorWrapped), "{\"vendor\":\"withsecure\",\"withsecure\":{\"id\":\"x_1\",\"n\":1}}\n");
+    }
+
+    #[test]
+    fn event_envelope_has_every_field() {
+        let v: serde_json::Value = serde_json::from_str(&line(Format::Event)).unwrap();
+        assert_eq!(v["id"], "x_1");
+        assert_eq!(v["tenant"], "acme");
+        assert_eq!(v["source"], "eve");
+        assert_eq!(v["received_at"], "2025-01-02T03:04:05.000000Z");
+        assert_eq!(v["event"]["n"], 1);
+    }
+}

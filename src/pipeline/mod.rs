@@ -1,0 +1,84 @@
+//! The pipeline between sources and sinks: routing, durable hand-off, and the runtime that starts,
+//! reloads and stops tenants, sources and sinks.
+//!
+//! Invariant (at-least-once): a source may advance its position past a batch only after the
+//! batch's [`Ack`] resolved `Ok`, which every routed sink gives once the events are durable at the
+//! destination or in the store's outbox.
+
+pub mod runtime;
+pub mod sink_worker;
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use anyhow::anyhow;
+use futures::future::{BoxFuture, FutureExt, try_join_all};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::model::Event;
+
+/// A batch handed to one sink, with the channel on which it says the batch is durable.
+pub struct Delivery {
+    pub events: Arc<Vec<Event>>,
+    pub ack: oneshot::Sender<anyhow::Result<()>>,
+}
+
+#[derive(Clone)]
+pub struct SinkHandle {
+    tx: mpsc::Sender<Delivery>,
+}
+
+/// The live sinks by name. Sources look sinks up per batch, so a sink replaced by a reload is
+/// picked up without restarting the sources that feed it.
+pub type SinkMap = Arc<RwLock<HashMap<String, SinkHandle>>>;
+
+/// Resolves once every sink the batch was routed to holds it durably.
+pub type Ack = BoxFuture<'static, anyhow::Result<()>>;
+
+/// Hands one tenant's batches to the sinks it routes to.
+#[derive(Clone)]
+pub struct Emitter {
+    sinks: SinkMap,
+    routes: Arc<[String]>,
+}
+
+impl Emitter {
+    pub fn new(sinks: SinkMap, routes: Vec<String>) -> Self {
+        Emitter { sinks, routes: routes.into() }
+    }
+
+    /// Sends a batch to every routed sink. Waits while a sink's queue is full (backpressure),
+    /// then returns the acknowledgement to await before advancing the source's position.
+    pub async fn emit(&self, events: Vec<Event>) -> anyhow::Result<Ack> {
+        let events = Arc::new(events);
+        let handles = self.resolve().await?;
+        let mut acks = Vec::with_capacity(handles.len());
+        for (name, handle) in handles {
+            let (ack, rx) = oneshot::channel();
+            handle
+                .tx
+                .send(Delivery { events: events.clone(), ack })
+                .await
+                .map_err(|_| anyhow!("sink `{name}` stopped"))?;
+            acks.push(rx.map(move |r| r.unwrap_or_else(|_| Err(anyhow!("sink `{name}` stopped before acknowledging")))));
+        }
+        Ok(try_join_all(acks).map(|r| r.map(|_| ())).boxed())
+    }
+
+    /// The routed sinks' handles. A reload replaces a changed sink with a short gap; wait it out
+    /// rather than fail the batch.
+    async fn resolve(&self) -> anyhow::Result<Vec<(String, SinkHandle)>> {
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let lookup: Result<Vec<_>, &String> = {
+                let map = self.sinks.read().expect("sink map poisoned");
+                self.routes.iter().map(|name| map.get(name).cloned().map(|h| (name.clone(), h)).ok_or(name)).collect()
+            };
+            match lookup {
+                Ok(handles) => return Ok(handles),
+                Err(name) if tokio::time::Instant::now() >= deadline => return Err(anyhow!("sink `{name}` is not running")),
+                Err(_) => tokio::time::sleep(std::time::Duration::from_millis(50)).await,
+            }
+        }
+    }
+}

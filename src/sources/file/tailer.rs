@@ -1,0 +1,292 @@
+//! Follows one file (one inode) from its checkpoint to its end, and on as it grows.
+
+use std::collections::VecDeque;
+use std::io::{Read, Seek, SeekFrom};
+use std::os::unix::fs::MetadataExt;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use anyhow::Context;
+use serde::{Deserialize, Serialize};
+
+use super::{FileId, FileSourceConfig};
+use crate::decode::Origin;
+use crate::model::Event;
+use crate::pipeline::Ack;
+use crate::sources::SourceContext;
+
+const READ_CHUNK: usize = 256 * 1024;
+/// Batches handed to the sinks and not yet acknowledged. Bounds what a crash can repeat.
+const MAX_IN_FLIGHT: usize = 4;
+/// Bytes hashed for the fingerprint when the first line is longer.
+const FINGERPRINT_BYTES: usize = 4096;
+/// Quiet polls at the end of a rotated-away file before it is considered finished.
+const ROTATED_IDLE_POLLS: u32 = 4;
+
+#[derive(Serialize, Deserialize)]
+struct Position {
+    offset: u64,
+    path: String,
+}
+
+pub struct Tailer {
+    config: Arc<FileSourceConfig>,
+    ctx: SourceContext,
+    path: PathBuf,
+    id: FileId,
+    orphaned: Arc<AtomicBool>,
+    origin: Origin,
+    invalid_lines: u64,
+}
+
+impl Tailer {
+    pub fn new(
+        config: Arc<FileSourceConfig>,
+        ctx: SourceContext,
+        path: PathBuf,
+        id: FileId,
+        orphaned: Arc<AtomicBool>,
+    ) -> Self {
+        let origin = Origin { tenant: ctx.tenant.clone(), source: ctx.source.clone(), vendor: "json".into() };
+        Tailer { config, ctx, path, id, orphaned, origin, invalid_lines: 0 }
+    }
+
+    pub async fn run(mut self, start_at_end: bool) -> anyhow::Result<()> {
+        let mut file = std::fs::File::open(&self.path).with_context(|| format!("opening {}", self.path.display()))?;
+        let meta = file.metadata()?;
+        if (meta.dev(), meta.ino()) != self.id {
+            return Ok(()); // replaced between the scan and the open; the next scan finds the new one
+        }
+        // The fingerprint needs the first line, so wait until it is complete.
+        let fingerprint = loop {
+            if let Some(fp) = fingerprint(&mut file)? {
+                break fp;
+            }
+            if self.orphaned.load(Ordering::Relaxed) {
+                return Ok(());
+            }
+            tokio::select! {
+                _ = self.ctx.cancel.cancelled() => return Ok(()),
+                _ = tokio::time::sleep(self.config.poll_interval) => {}
+            }
+        };
+        let key = format!("file:{fingerprint:016x}");
+        let len = file.metadata()?.len();
+        let saved: Option<Position> = self
+            .ctx
+            .store
+            .checkpoint(&self.ctx.tenant, &self.ctx.source, &key)
+            .await?
+            .and_then(|v| serde_json::from_str(&v).ok());
+        let mut offset = match saved {
+            Some(p) if p.offset <= len => p.offset,
+            Some(_) => {
+                tracing::info!(tenant = %self.ctx.tenant, source = %self.ctx.source, path = %self.path.display(),
+                    "file is shorter than its checkpoint (truncated); reading from the beginning");
+                0
+            }
+            None if start_at_end => len,
+            None => 0,
+        };
+        tracing::info!(tenant = %self.ctx.tenant, source = %self.ctx.source, path = %self.path.display(), offset, "following file");
+        file.seek(SeekFrom::Start(offset))?;
+
+        let mut pending: Vec<u8> = Vec::with_capacity(READ_CHUNK * 2);
+        let mut skipping_long_line = false;
+        let mut batch: Vec<Event> = Vec::with_capacity(self.config.batch_events);
+        let mut batch_end = offset;
+        let mut in_flight: VecDeque<(u64, Ack)> = VecDeque::new();
+        let mut handed_over = offset;
+        let mut committed = offset;
+        let mut idle_polls_since_rotation = 0u32;
+        let mut chunk = vec![0u8; READ_CHUNK];
+
+        loop {
+            if self.ctx.cancel.is_cancelled() {
+                break;
+            }
+            let n;
+            (file, chunk, n) = read_chunk(file, chunk).await?;
+            if n > 0 {
+                idle_polls_since_rotation = 0;
+                pending.extend_from_slice(&chunk[..n]);
+                let now = chrono::Utc::now();
+                let mut start = 0;
+                while let Some(nl) = memchr(&pending[start..]) {
+                    let line_end = start + nl;
+                    let line = &pending[start..line_end];
+                    let line_offset = offset + start as u64;
+                    start = line_end + 1;
+                    if std::mem::take(&mut skipping_long_line) {
+                        continue; // the tail of a line already reported as too long
+                    }
+                    self.decode(line, line_offset, now, &mut batch);
+                    batch_end = offset + start as u64;
+                    if batch.len() >= self.config.batch_events {
+                        self.emit(&mut batch, batch_end, &mut in_flight, &mut committed, &key).await?;
+                        handed_over = batch_end;
+                    }
+                }
+                pending.drain(..start);
+                offset += start as u64;
+                if pending.len() > self.config.max_line_bytes {
+                    self.report_invalid(offset, &format!("line longer than {} bytes", self.config.max_line_bytes));
+                    offset += pending.len() as u64;
+                    batch_end = offset;
+                    pending.clear();
+                    skipping_long_line = true;
+                }
+                continue;
+            }
+
+            // At the end of the file: hand over what we have, then wait for more.
+            if batch_end > handed_over {
+                self.emit(&mut batch, batch_end, &mut in_flight, &mut committed, &key).await?;
+                handed_over = batch_end;
+            }
+            let current_len = file.metadata()?.len();
+            if current_len < offset + pending.len() as u64 {
+                // Truncated in place. Finish what is in flight, then start over: the restarted
+                // tailer sees the checkpoint beyond the end and reads from the beginning.
+                self.settle(&mut in_flight, &mut committed, &key, true).await?;
+                tracing::info!(tenant = %self.ctx.tenant, source = %self.ctx.source, path = %self.path.display(), "file truncated");
+                return Ok(());
+            }
+            self.settle(&mut in_flight, &mut committed, &key, false).await?;
+            if self.orphaned.load(Ordering::Relaxed) && in_flight.is_empty() {
+                // Rotated away and read to its end. The writer may still hold it open for a
+                // moment, so finish only after a few quiet polls.
+                idle_polls_since_rotation += 1;
+                if idle_polls_since_rotation >= ROTATED_IDLE_POLLS {
+                    tracing::info!(tenant = %self.ctx.tenant, source = %self.ctx.source, path = %self.path.display(), "finished rotated file");
+                    return Ok(());
+                }
+            }
+            tokio::select! {
+                _ = self.ctx.cancel.cancelled() => break,
+                _ = tokio::time::sleep(self.config.poll_interval) => {}
+            }
+        }
+        // Stopping: everything handed over is acknowledged and its position saved. The partial
+        // batch not yet handed over is simply read again next time.
+        self.settle(&mut in_flight, &mut committed, &key, true).await
+    }
+
+    fn decode(&mut self, line: &[u8], line_offset: u64, now: chrono::DateTime<chrono::Utc>, batch: &mut Vec<Event>) {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if line.iter().all(u8::is_ascii_whitespace) {
+            return;
+        }
+        let result = std::str::from_utf8(line)
+            .map_err(|e| format!("not UTF-8: {e}"))
+            .and_then(|text| self.config.decoder.decode_line(text, &self.origin, now).map_err(|e| e.to_string()));
+        match result {
+            Ok(event) => batch.push(event),
+            Err(reason) => self.report_invalid(line_offset, &reason),
+        }
+    }
+
+    fn report_invalid(&mut self, offset: u64, reason: &str) {
+        self.invalid_lines += 1;
+        metrics::counter!("sluice_source_invalid_lines_total",
+            "tenant" => self.ctx.tenant.to_string(), "source" => self.ctx.source.to_string())
+        .increment(1);
+        // The first lines are each worth a log line; after that, one per thousand.
+        if self.invalid_lines <= 10 || self.invalid_lines % 1000 == 0 {
+            tracing::warn!(tenant = %self.ctx.tenant, source = %self.ctx.source, path = %self.path.display(),
+                offset, invalid_lines = self.invalid_lines, reason, "skipping line that cannot be decoded");
+        }
+    }
+
+    async fn emit(
+        &self,
+        batch: &mut Vec<Event>,
+        end: u64,
+        in_flight: &mut VecDeque<(u64, Ack)>,
+        committed: &mut u64,
+        key: &str,
+    ) -> anyhow::Result<()> {
+        while in_flight.len() >= MAX_IN_FLIGHT {
+            let (pos, ack) = in_flight.pop_front().expect("not empty");
+            ack.await?;
+            self.commit(pos, committed, key).await?;
+        }
+        let events = std::mem::replace(batch, Vec::with_capacity(self.config.batch_events));
+        if events.is_empty() {
+            // Only skipped lines: nothing to deliver, but the position may still move on.
+            in_flight.push_back((end, Box::pin(async { Ok(()) })));
+            return Ok(());
+        }
+        let ack = self.ctx.emitter.emit(events).await?;
+        in_flight.push_back((end, ack));
+        Ok(())
+    }
+
+    /// Saves the position of acknowledged batches. With `wait`, waits for all of them.
+    async fn settle(&self, in_flight: &mut VecDeque<(u64, Ack)>, committed: &mut u64, key: &str, wait: bool) -> anyhow::Result<()> {
+        let mut last = None;
+        while let Some((pos, ack)) = in_flight.front_mut() {
+            let pos = *pos;
+            if wait {
+                ack.await?;
+            } else {
+                match futures::FutureExt::now_or_never(ack) {
+                    Some(result) => result?,
+                    None => break,
+                }
+            }
+            in_flight.pop_front();
+            last = Some(pos);
+        }
+        if let Some(pos) = last {
+            self.commit(pos, committed, key).await?;
+        }
+        Ok(())
+    }
+
+    async fn commit(&self, pos: u64, committed: &mut u64, key: &str) -> anyhow::Result<()> {
+        if pos == *committed {
+            return Ok(());
+        }
+        let value = serde_json::to_string(&Position { offset: pos, path: self.path.display().to_string() })?;
+        self.ctx.store.set_checkpoint(&self.ctx.tenant, &self.ctx.source, key, value).await?;
+        *committed = pos;
+        Ok(())
+    }
+}
+
+/// Reads the next chunk on a blocking thread; hands the file and buffer back.
+async fn read_chunk(mut file: std::fs::File, mut buf: Vec<u8>) -> anyhow::Result<(std::fs::File, Vec<u8>, usize)> {
+    tokio::task::spawn_blocking(move || {
+        let n = file.read(&mut buf)?;
+        Ok((file, buf, n))
+    })
+    .await
+    .context("reader thread failed")?
+}
+
+/// xxh3 of the first line (or of the first 4 KiB when the line is longer). `None` until the
+/// first line is complete, so a file being written is not fingerprinted by half a line.
+fn fingerprint(file: &mut std::fs::File) -> anyhow::Result<Option<u64>> {
+    use std::os::unix::fs::FileExt;
+    let mut buf = vec![0u8; FINGERPRINT_BYTES];
+    let mut filled = 0;
+    while filled < buf.len() {
+        let n = file.read_at(&mut buf[filled..], filled as u64)?;
+        if n == 0 {
+            break;
+        }
+        filled += n;
+    }
+    let head = &buf[..filled];
+    Ok(match memchr(head) {
+        Some(nl) => Some(xxhash_rust::xxh3::xxh3_64(&head[..nl])),
+        None if filled == FINGERPRINT_BYTES => Some(xxhash_rust::xxh3::xxh3_64(head)),
+        None => None,
+    })
+}
+
+fn memchr(haystack: &[u8]) -> Option<usize> {
+    haystack.iter().position(|&b| b == b'\n')
+}

@@ -1,0 +1,54 @@
+//! Sources: where events come from. One folder per kind of source, holding its config and code.
+
+pub mod file;
+
+use std::sync::Arc;
+
+use futures::future::BoxFuture;
+use serde_json::Value;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{ConfigError, parse_at, unknown_type};
+use crate::pipeline::Emitter;
+use crate::store::Store;
+
+/// The `type:`-specific part of a source's config.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SourceSettings {
+    File(file::FileSourceConfig),
+}
+
+impl SourceSettings {
+    pub const TYPES: &[&str] = &["file"];
+
+    pub fn parse(kind: &str, value: Value, path: &str, errors: &mut Vec<ConfigError>) -> Option<Self> {
+        match kind {
+            "file" => parse_at(value, path, errors).map(SourceSettings::File),
+            other => {
+                errors.push(unknown_type(path, "source", other, Self::TYPES));
+                None
+            }
+        }
+    }
+
+    /// Runs the source until `ctx.cancel` fires. Returns an error only for a failure that needs a
+    /// restart; the caller restarts it with backoff.
+    pub fn run(&self, ctx: SourceContext) -> BoxFuture<'static, anyhow::Result<()>> {
+        match self {
+            SourceSettings::File(c) => Box::pin(file::run(c.clone(), ctx)),
+        }
+    }
+}
+
+/// What a running source needs from the runtime.
+#[derive(Clone)]
+pub struct SourceContext {
+    pub tenant: Arc<str>,
+    pub source: Arc<str>,
+    pub store: Store,
+    pub emitter: Emitter,
+    pub cancel: CancellationToken,
+    /// True the first time this source runs in this process (at start, or when a reload added
+    /// it). Start modes such as `start_mode: now` apply only then.
+    pub first_run_in_process: bool,
+}

@@ -1,0 +1,210 @@
+//! The embedded store: one SQLite database under `state_dir`.
+//!
+//! WAL with `synchronous=FULL`: a transaction that returned is on disk, even across power loss.
+//! Schema changes are numbered migrations in `migrations/`, applied in order and recorded in
+//! `PRAGMA user_version`.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use anyhow::Context;
+use rusqlite::{Connection, OptionalExtension, params};
+
+use crate::model::Event;
+
+const MIGRATIONS: &[&str] = &[include_str!("migrations/0001_initial.sql")];
+
+#[derive(Clone)]
+pub struct Store {
+    conn: Arc<Mutex<Connection>>,
+    path: PathBuf,
+}
+
+impl Store {
+    /// Opens (creating if needed) `state_dir/sluice.db` and brings its schema up to date.
+    pub fn open(state_dir: &Path) -> anyhow::Result<Store> {
+        std::fs::create_dir_all(state_dir)
+            .with_context(|| format!("creating state directory {}", state_dir.display()))?;
+        let path = state_dir.join("sluice.db");
+        let mut conn = Connection::open(&path).with_context(|| format!("opening {}", path.display()))?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))?;
+        migrate(&mut conn).with_context(|| format!("migrating {}", path.display()))?;
+        Ok(Store { conn: Arc::new(Mutex::new(conn)), path })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Runs `f` on the connection in a blocking thread.
+    async fn with<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> rusqlite::Result<R> + Send + 'static,
+    ) -> anyhow::Result<R> {
+        let conn = self.conn.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut conn = conn.lock().expect("store connection poisoned");
+            f(&mut conn)
+        })
+        .await
+        .context("store thread failed")?
+        .context("store query failed")
+    }
+
+    pub async fn checkpoint(&self, tenant: &str, source: &str, key: &str) -> anyhow::Result<Option<String>> {
+        let (t, s, k) = (tenant.to_string(), source.to_string(), key.to_string());
+        self.with(move |c| {
+            c.query_row(
+                "SELECT value FROM checkpoints WHERE tenant = ?1 AND source = ?2 AND key = ?3",
+                params![t, s, k],
+                |r| r.get(0),
+            )
+            .optional()
+        })
+        .await
+    }
+
+    pub async fn set_checkpoint(&self, tenant: &str, source: &str, key: &str, value: String) -> anyhow::Result<()> {
+        let (t, s, k) = (tenant.to_string(), source.to_string(), key.to_string());
+        self.with(move |c| {
+            c.execute(
+                "INSERT INTO checkpoints (tenant, source, key, value, updated_at) VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT (tenant, source, key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+                params![t, s, k, value, now()],
+            )
+            .map(|_| ())
+        })
+        .await
+    }
+
+    /// Every checkpoint of one source, as (key, value).
+    pub async fn checkpoints(&self, tenant: &str, source: &str) -> anyhow::Result<Vec<(String, String)>> {
+        let (t, s) = (tenant.to_string(), source.to_string());
+        self.with(move |c| {
+            let mut stmt = c.prepare("SELECT key, value FROM checkpoints WHERE tenant = ?1 AND source = ?2")?;
+            let rows = stmt.query_map(params![t, s], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            rows.collect()
+        })
+        .await
+    }
+
+    /// Appends events to a sink's outbox in one transaction.
+    pub async fn outbox_push(&self, sink: &str, events: &[Event]) -> anyhow::Result<()> {
+        let payloads: Vec<Vec<u8>> =
+            events.iter().map(|e| serde_json::to_vec(e).expect("events serialize")).collect();
+        let sink = sink.to_string();
+        self.with(move |c| {
+            let tx = c.transaction()?;
+            {
+                let mut stmt = tx.prepare_cached("INSERT INTO outbox (sink, payload, created_at) VALUES (?1, ?2, ?3)")?;
+                let ts = now();
+                for p in payloads {
+                    stmt.execute(params![sink, p, ts])?;
+                }
+            }
+            tx.commit()
+        })
+        .await
+    }
+
+    /// The oldest `limit` events of a sink's outbox, with the id to pass to [`Self::outbox_ack`].
+    pub async fn outbox_peek(&self, sink: &str, limit: usize) -> anyhow::Result<(Vec<Event>, Option<i64>)> {
+        let sink = sink.to_string();
+        let rows: Vec<(i64, Vec<u8>)> = self
+            .with(move |c| {
+                let mut stmt = c.prepare_cached("SELECT id, payload FROM outbox WHERE sink = ?1 ORDER BY id LIMIT ?2")?;
+                let rows = stmt.query_map(params![sink, limit as i64], |r| Ok((r.get(0)?, r.get(1)?)))?;
+                rows.collect()
+            })
+            .await?;
+        let last = rows.last().map(|r| r.0);
+        let events = rows
+            .into_iter()
+            .map(|(id, p)| serde_json::from_slice(&p).with_context(|| format!("outbox row {id} is corrupt")))
+            .collect::<anyhow::Result<_>>()?;
+        Ok((events, last))
+    }
+
+    /// Removes a sink's outbox rows up to and including `last_id` (they were delivered).
+    pub async fn outbox_ack(&self, sink: &str, last_id: i64) -> anyhow::Result<()> {
+        let sink = sink.to_string();
+        self.with(move |c| c.execute("DELETE FROM outbox WHERE sink = ?1 AND id <= ?2", params![sink, last_id]).map(|_| ()))
+            .await
+    }
+
+    pub async fn outbox_len(&self, sink: &str) -> anyhow::Result<u64> {
+        let sink = sink.to_string();
+        self.with(move |c| c.query_row("SELECT COUNT(*) FROM outbox WHERE sink = ?1", params![sink], |r| r.get::<_, i64>(0)))
+            .await
+            .map(|n| n as u64)
+    }
+}
+
+fn now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+fn migrate(conn: &mut Connection) -> anyhow::Result<()> {
+    let current: usize = conn.pragma_query_value(None, "user_version", |r| r.get::<_, i64>(0))? as usize;
+    anyhow::ensure!(
+        current <= MIGRATIONS.len(),
+        "the store has schema version {current}, newer than this sluice ({}); upgrade sluice",
+        MIGRATIONS.len()
+    );
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(current) {
+        let tx = conn.transaction()?;
+        tx.execute_batch(sql).with_context(|| format!("migration {}", i + 1))?;
+        tx.pragma_update(None, "user_version", (i + 1) as i64)?;
+        tx.commit()?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn checkpoints_survive_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        store.set_checkpoint("t", "s", "k", "1".into()).await.unwrap();
+        store.set_checkpoint("t", "s", "k", "2".into()).await.unwrap();
+        drop(store);
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(store.checkpoint("t", "s", "k").await.unwrap().as_deref(), Some("2"));
+        assert_eq!(store.checkpoints("t", "s").await.unwrap().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn outbox_is_fifo_per_sink() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let ev = |n: u32| {
+            Event::hashed("t".into(), "s".into(), "json".into(), chrono::Utc::now(),
+                serde_json::value::RawValue::from_string(format!("{{\"n\":{n}}}")).unwrap())
+        };
+        store.outbox_push("a", &[ev(1), ev(2)]).await.unwrap();
+        store.outbox_push("b", &[ev(9)]).await.unwrap();
+        store.outbox_push("a", &[ev(3)]).await.unwrap();
+        let (events, last) = store.outbox_peek("a", 2).await.unwrap();
+        assert_eq!(events.iter().map(|e| e.raw.get()).collect::<Vec<_>>(), ["{\"n\":1}", "{\"n\":2}"]);
+        store.outbox_ack("a", last.unwrap()).await.unwrap();
+        assert_eq!(store.outbox_len("a").await.unwrap(), 1);
+        assert_eq!(store.outbox_len("b").await.unwrap(), 1);
+    }
+
+    #[test]
+    fn refuses_a_newer_schema() {
+        let dir = tempfile::tempdir().unwrap();
+        drop(Store::open(dir.path()).unwrap());
+        let c = Connection::open(dir.path().join("sluice.db")).unwrap();
+        c.pragma_update(None, "user_version", 99).unwrap();
+        drop(c);
+        let err = format!("{:#}", Store::open(dir.path()).err().unwrap());
+        assert!(err.contains("newer than this sluice"), "{err}");
+    }
+}
