@@ -7,6 +7,7 @@
 
 pub mod duration;
 pub mod expand;
+mod legacy;
 mod secret;
 
 use std::collections::{BTreeMap, HashSet};
@@ -18,7 +19,7 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
-pub use secret::Secret;
+pub use secret::{Secret, scalar_string};
 
 use crate::names;
 use crate::sinks::SinkSettings;
@@ -154,7 +155,9 @@ impl Config {
 
     /// Parses config text. `base_dir` resolves `${file:relative}` secrets.
     pub fn parse(text: &str, base_dir: &Path, source_path: &Path) -> Result<Config, Vec<ConfigError>> {
-        let mut value: Value = serde_saphyr::from_str(text)
+        // YAML 1.2 booleans: a secret such as `y` or `no` stays a string.
+        let options = serde_saphyr::options! { strict_booleans: true };
+        let mut value: Value = serde_saphyr::from_str_with_options(text, options)
             .map_err(|e| vec![ConfigError::root(format!("invalid YAML: {e}"))])?;
         if value.is_null() {
             value = Value::Object(Map::new());
@@ -164,8 +167,15 @@ impl Config {
         if !errors.is_empty() {
             return Err(errors);
         }
+        let is_legacy = legacy::is_legacy(&value);
+        if is_legacy {
+            value = legacy::translate(value, source_path)?;
+        }
         let mut errors = Vec::new();
         let config = build(value, source_path, &mut errors);
+        if is_legacy {
+            errors.iter_mut().for_each(legacy::rename_path);
+        }
         match config {
             Some(c) if errors.is_empty() => Ok(c),
             _ => Err(errors),

@@ -31,6 +31,22 @@ impl fmt::Display for Secret {
 
 impl<'de> Deserialize<'de> for Secret {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        String::deserialize(d).map(Secret)
+        scalar_string(d).map(Secret)
     }
+}
+
+/// A string that YAML may have typed as a number (`client_secret: 12345`).
+pub fn scalar_string<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Scalar {
+        Text(String),
+        Number(serde_json::Number),
+        Bool(bool),
+    }
+    Ok(match Scalar::deserialize(d).map_err(|_| serde::de::Error::custom("expected a string"))? {
+        Scalar::Text(s) => s,
+        Scalar::Number(n) => n.to_string(),
+        Scalar::Bool(b) => b.to_string(),
+    })
 }

@@ -60,7 +60,7 @@ fn whole_reference_expands_to_a_number() {
     unsafe { std::env::set_var("SLUICE_TEST_BATCH", "17") };
     let text = MINIMAL.replace("path: eve.json}", "path: eve.json, batch_events: \"${SLUICE_TEST_BATCH}\"}");
     let c = parse(&text).unwrap();
-    let SourceSettings::File(f) = &c.tenants[0].sources[0].settings;
+    let SourceSettings::File(f) = &c.tenants[0].sources[0].settings else { panic!("not a file source") };
     assert_eq!(f.batch_events, 17);
 }
 
@@ -122,4 +122,52 @@ fn secrets_from_files_and_bad_templates() {
 fn invalid_yaml_is_an_error_not_a_panic() {
     let errs = errors("tenants: [unclosed");
     assert!(errs[0].starts_with("invalid YAML"), "{errs:?}");
+}
+
+#[test]
+fn seed_000_config_yml_loads_unchanged() {
+    let text = r#"
+clients:
+  - name: innovare
+    client_id: xxxx
+    client_secret: yyyy
+    interval: 300
+    output_log: output/innovare.log
+    rate_limit_per_minute: 60
+    start_mode: fixed
+    start_date: "2025-01-01T00:00:00.000Z"
+  - name: other
+    organization_id: "4de503e1-2c58-45c3-89a6-ef3f4a03592b"
+    client_id: a
+    client_secret: b
+    scope: connect.api.read
+    interval: 15
+"#;
+    let c = Config::parse(text, Path::new("/opt/ws"), Path::new("/opt/ws/config.yml")).unwrap();
+    assert_eq!(c.state_dir, PathBuf::from("/opt/ws/state"));
+    assert_eq!(c.tenants.len(), 2);
+    let SourceSettings::WithSecure(ws) = &c.tenants[0].sources[0].settings else { panic!() };
+    assert_eq!(ws.interval, Duration::from_secs(300));
+    assert_eq!(ws.start_mode, crate::sources::withsecure::StartMode::Fixed);
+    assert_eq!(ws.legacy_state_file.as_deref(), Some(Path::new("/opt/ws/state/innovare.json")));
+    let crate::sinks::SinkSettings::File(out) = &c.sinks["innovare-output"].settings;
+    assert_eq!(out.path.constant(), Some("/opt/ws/output/innovare.log"));
+    assert_eq!(out.format, crate::encode::Format::VendorWrapped);
+    let SourceSettings::WithSecure(ws) = &c.tenants[1].sources[0].settings else { panic!() };
+    assert_eq!(ws.organizations, crate::sources::withsecure::Organizations::List(vec!["4de503e1-2c58-45c3-89a6-ef3f4a03592b".into()]));
+    assert_eq!(c.sinks["other-output"].settings, crate::sinks::SinkSettings::File(crate::sinks::file::FileSinkConfig {
+        path: crate::sinks::file::template::PathTemplate::parse("/opt/ws/events/other.log").unwrap(),
+        format: crate::encode::Format::VendorWrapped,
+        max_open_files: std::num::NonZeroUsize::new(256).unwrap(),
+    }));
+}
+
+#[test]
+fn seed_000_errors_name_the_client() {
+    let errs = errors("clients:\n  - {name: a, client_id: x, client_secret: y, start_mode: fixed, intervall: 3}\n");
+    assert!(errs.iter().any(|e| e.starts_with("clients[0].intervall: unknown field")), "{errs:?}");
+    let errs = errors("clients:\n  - {name: a, client_id: x, client_secret: y, start_mode: fixed}\n");
+    assert_eq!(errs, ["clients[0].start_date: required when start_mode is `fixed`"]);
+    let errs = errors("clients:\n  - {name: ../x, client_id: x, client_secret: y}\n");
+    assert!(errs.iter().any(|e| e.starts_with("clients[0].name: invalid tenant name")), "{errs:?}");
 }

@@ -1,6 +1,7 @@
 //! Sources: where events come from. One folder per kind of source, holding its config and code.
 
 pub mod file;
+pub mod withsecure;
 
 use std::sync::Arc;
 
@@ -16,14 +17,23 @@ use crate::store::Store;
 #[derive(Debug, Clone, PartialEq)]
 pub enum SourceSettings {
     File(file::FileSourceConfig),
+    WithSecure(withsecure::WithSecureConfig),
 }
 
 impl SourceSettings {
-    pub const TYPES: &[&str] = &["file"];
+    pub const TYPES: &[&str] = &["file", "withsecure"];
 
     pub fn parse(kind: &str, value: Value, path: &str, errors: &mut Vec<ConfigError>) -> Option<Self> {
         match kind {
             "file" => parse_at(value, path, errors).map(SourceSettings::File),
+            "withsecure" => {
+                let config: withsecure::WithSecureConfig = parse_at(value, path, errors)?;
+                let problems = config.problems();
+                for (field, reason) in &problems {
+                    errors.push(ConfigError::at(format!("{path}.{field}"), reason.clone()));
+                }
+                problems.is_empty().then_some(SourceSettings::WithSecure(config))
+            }
             other => {
                 errors.push(unknown_type(path, "source", other, Self::TYPES));
                 None
@@ -36,6 +46,7 @@ impl SourceSettings {
     pub fn run(&self, ctx: SourceContext) -> BoxFuture<'static, anyhow::Result<()>> {
         match self {
             SourceSettings::File(c) => Box::pin(file::run(c.clone(), ctx)),
+            SourceSettings::WithSecure(c) => Box::pin(withsecure::run(c.clone(), ctx)),
         }
     }
 }

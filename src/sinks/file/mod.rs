@@ -56,6 +56,15 @@ struct State {
 impl FileSink {
     pub fn new(name: &str, config: FileSinkConfig) -> anyhow::Result<Self> {
         let capacity = config.max_open_files;
+        // A fixed output file exists from the start: a log reader (Wazuh's logcollector) that
+        // is told to watch it must find it even before the first event.
+        if let Some(path) = config.path.constant() {
+            let path = std::path::Path::new(path);
+            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+            }
+            OpenOptions::new().create(true).append(true).open(path).with_context(|| format!("creating {}", path.display()))?;
+        }
         Ok(FileSink {
             name: name.to_string(),
             state: Arc::new(Mutex::new(State {

@@ -100,6 +100,14 @@ impl PathTemplate {
         }
     }
 
+    /// The path when the template has no variables.
+    pub fn constant(&self) -> Option<&str> {
+        match self.parts.as_slice() {
+            [Part::Literal(s)] => Some(s),
+            _ => None,
+        }
+    }
+
     pub fn has_uuid(&self) -> bool {
         self.parts.contains(&Part::Uuid)
     }
