@@ -7,10 +7,12 @@
 
 pub mod config;
 pub mod decode;
+pub mod demo;
 pub mod encode;
 pub mod model;
 pub mod names;
 pub mod pipeline;
+pub mod service;
 pub mod sinks;
 pub mod sources;
 pub mod store;

@@ -7,6 +7,7 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 use sluice::config::Config;
 use sluice::pipeline::runtime::Runtime;
+use sluice::service;
 use sluice::telemetry::{self, LogFormat};
 use tokio::signal::unix::{SignalKind, signal};
 
@@ -35,6 +36,15 @@ enum Command {
         #[arg(short, long, default_value = "sluice.yml")]
         config: PathBuf,
     },
+    /// Run the WithSecure pipeline against a local emulator with three tenants, until Ctrl-C.
+    Demo {
+        /// Where the demo writes its config, state and output.
+        #[arg(long, default_value = "./data/demo")]
+        dir: PathBuf,
+        /// Events per organization to start with.
+        #[arg(long, default_value_t = 1000)]
+        events: usize,
+    },
     /// Print the version.
     Version,
 }
@@ -50,6 +60,20 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Command::Check { config } => check(&config),
+        Command::Demo { dir, events } => {
+            telemetry::init_logging(cli.log_format, cli.log_level.as_deref().or(Some("warn")));
+            let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
+            let stop = async {
+                let _ = tokio::signal::ctrl_c().await;
+            };
+            match runtime.block_on(sluice::demo::run(&dir, events, stop)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("demo failed: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Command::Run { config } => {
             telemetry::init_logging(cli.log_format, cli.log_level.as_deref());
             let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
@@ -111,13 +135,21 @@ async fn run(path: PathBuf) -> ExitCode {
         }
     };
     tracing::info!(config = %path.display(), tenants = runtime.config().tenants.len(), "sluice running");
+    service::ready(&summary(&runtime));
 
     let mut watched = FileStamp::read(&path);
     let mut poll = tokio::time::interval(Duration::from_secs(2));
+    // The main loop pings the watchdog itself: if it stops turning, systemd restarts sluice.
+    let watchdog = service::watchdog_interval();
+    let mut watchdog_tick = tokio::time::interval(watchdog.unwrap_or(Duration::from_secs(3600)));
     loop {
         let reason = tokio::select! {
             _ = term.recv() => break,
             _ = int.recv() => break,
+            _ = watchdog_tick.tick(), if watchdog.is_some() => {
+                service::watchdog_ping();
+                continue;
+            }
             _ = hup.recv() => "SIGHUP",
             _ = poll.tick() => {
                 let now = FileStamp::read(&path);
@@ -126,9 +158,12 @@ async fn run(path: PathBuf) -> ExitCode {
             }
         };
         watched = FileStamp::read(&path);
+        service::reloading();
         reload(&mut runtime, &path, reason).await;
+        service::ready(&summary(&runtime));
     }
 
+    service::stopping();
     let deadline = runtime.config().shutdown_timeout;
     tracing::info!(?deadline, "shutting down: stopping intake and flushing");
     let started = std::time::Instant::now();
@@ -161,6 +196,13 @@ async fn reload(runtime: &mut Runtime, path: &Path, reason: &str) {
         ),
         Err(e) => tracing::error!(error = %format!("{e:#}"), "new configuration rejected, still running the previous one"),
     }
+}
+
+/// One line for `systemctl status`.
+fn summary(runtime: &Runtime) -> String {
+    let config = runtime.config();
+    let sources: usize = config.tenants.iter().map(|t| t.sources.len()).sum();
+    format!("running: {} tenant(s), {sources} source(s), {} sink(s)", config.tenants.len(), config.sinks.len())
 }
 
 /// Detects a changed config file without relying on mtime resolution alone.
