@@ -61,7 +61,7 @@ fn main() -> ExitCode {
         }
         Command::Check { config } => check(&config),
         Command::Demo { dir, events } => {
-            telemetry::init_logging(cli.log_format, cli.log_level.as_deref().or(Some("warn")));
+            telemetry::init_logging(cli.log_format, cli.log_level.as_deref().or(Some("warn")), None);
             let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
             let stop = async {
                 let _ = tokio::signal::ctrl_c().await;
@@ -74,10 +74,20 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Command::Run { config } => {
-            telemetry::init_logging(cli.log_format, cli.log_level.as_deref());
+        Command::Run { config: path } => {
+            // The config names the log file, so it is read before logging starts.
+            let config = Config::load(&path);
+            let log_file = config.as_ref().ok().and_then(|c| c.log_file.as_ref());
+            telemetry::init_logging(cli.log_format, cli.log_level.as_deref(), log_file);
+            let config = match config {
+                Ok(c) => c,
+                Err(errors) => {
+                    tracing::error!("{errors}");
+                    return ExitCode::from(EXIT_INVALID_CONFIG);
+                }
+            };
             let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
-            runtime.block_on(run(config))
+            runtime.block_on(run(path, config))
         }
     }
 }
@@ -102,14 +112,7 @@ fn check(path: &Path) -> ExitCode {
     }
 }
 
-async fn run(path: PathBuf) -> ExitCode {
-    let config = match Config::load(&path) {
-        Ok(c) => c,
-        Err(errors) => {
-            tracing::error!("{errors}");
-            return ExitCode::from(EXIT_INVALID_CONFIG);
-        }
-    };
+async fn run(path: PathBuf, config: Config) -> ExitCode {
     if let Some(listen) = config.metrics_listen {
         if let Err(e) = telemetry::init_metrics(listen) {
             tracing::error!("{e:#}");

@@ -32,6 +32,7 @@ pub struct Config {
     pub store: StoreKind,
     pub shutdown_timeout: Duration,
     pub metrics_listen: Option<std::net::SocketAddr>,
+    pub log_file: Option<crate::telemetry::LogFileConfig>,
     pub sinks: BTreeMap<String, SinkConfig>,
     pub tenants: Vec<TenantConfig>,
     /// Where the file was read from; relative paths in it are relative to the process's
@@ -111,6 +112,8 @@ struct RawConfig {
     shutdown_timeout: Duration,
     #[serde(default)]
     metrics: Option<RawMetrics>,
+    #[serde(default)]
+    log: Option<crate::telemetry::LogFileConfig>,
     #[serde(default)]
     sinks: Map<String, Value>,
     #[serde(default)]
@@ -265,6 +268,7 @@ fn build(value: Value, source_path: &Path, errors: &mut Vec<ConfigError>) -> Opt
         store: raw.store,
         shutdown_timeout: raw.shutdown_timeout,
         metrics_listen: raw.metrics.map(|m| m.listen),
+        log_file: raw.log,
         sinks,
         tenants,
         source_path: source_path.to_path_buf(),

@@ -1,0 +1,176 @@
+"""Benchmark: many WithSecure tenants against the Elements emulator.
+
+sluice collects TENANTS tenants x EVENTS events (interval 5 s); we measure the time until every
+tenant is drained, CPU seconds, peak RSS, and the lateness of the slowest tenant (time from start
+to its first collected event). In the same run, the original Python collector (seed 000) collects
+PEER_TENANTS tenants from the same kind of emulator, as the reference.
+
+    python3 bench/withsecure_tenants.py [--tenants 1000] [--events 1000] [--peer-tenants 50]
+
+The peer needs a checkout of github.com/innovare/withsecure-collector whose `collector/` package
+is in PEER_DIR (default /var/tmp/ws-peer) and the Python packages requests, pyyaml, python-dotenv.
+Without it, only sluice is measured.
+"""
+import argparse
+import json
+import os
+import resource
+import signal
+import subprocess
+import sys
+import time
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+TARGET = Path(os.environ.get("CARGO_TARGET_DIR", "/var/tmp/sluice-target"))
+WORK = Path(os.environ.get("WORK", "/var/tmp/sluice-bench-ws"))
+
+
+def start_emulator(port, tenants, events):
+    emu = subprocess.Popen(
+        [TARGET / "release/withsecure-emulator", "--listen", f"127.0.0.1:{port}", "--tenants", str(tenants),
+         "--events", str(events), "--per-timestamp", "3"],
+        stdout=subprocess.PIPE, text=True)
+    line = emu.stdout.readline()
+    assert line.startswith("listening on"), line
+    return emu, line.split()[-1]
+
+
+def count_ids(path, key):
+    ids = set()
+    try:
+        with open(path) as f:
+            for line in f:
+                try:
+                    ids.add(json.loads(line)[key]["id"] if key else json.loads(line)["id"])
+                except (ValueError, KeyError):
+                    pass
+    except FileNotFoundError:
+        pass
+    return ids
+
+
+def watch(files, events, proc, key, timeout=900):
+    """Polls until every file holds `events` unique ids. Returns (drained_s, slowest_first_s, dups)."""
+    start = time.monotonic()
+    first = {}
+    done = set()
+    while len(done) < len(files):
+        if proc.poll() is not None:
+            sys.exit(f"collector exited early with {proc.returncode}")
+        if time.monotonic() - start > timeout:
+            sys.exit(f"timeout: {len(done)} of {len(files)} tenants drained")
+        for f in files:
+            if f in done:
+                continue
+            if f not in first and os.path.exists(f) and os.path.getsize(f) > 0:
+                first[f] = time.monotonic() - start
+            if f in first and len(count_ids(f, key)) >= events:
+                done.add(f)
+        time.sleep(0.25)
+    drained = time.monotonic() - start
+    lines = sum(sum(1 for _ in open(f)) for f in files)
+    return drained, max(first.values()), lines - events * len(files)
+
+
+def stop(proc):
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def rusage_children():
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime, r.ru_maxrss
+
+
+def run_sluice(tenants, events):
+    emu, url = start_emulator(18443, tenants, events)
+    d = WORK / "sluice"
+    d.mkdir(parents=True)
+    start_date = (datetime.now(timezone.utc) - timedelta(hours=2)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    lines = [f"state_dir: {d}/state", "sinks:", "  out:", "    type: file",
+             f'    path: "{d}/out/%TENANCY.jsonl"', "    format: vendor_wrapped", "tenants:"]
+    for i in range(tenants):
+        lines += [f"  - name: tenant{i}", "    sources:", "      - name: withsecure", "        type: withsecure",
+                  f"        api_url: {url}", f"        client_id: client{i}", f"        client_secret: secret{i}",
+                  "        interval: 5s", "        rate_limit_per_minute: 600", "        start_mode: fixed",
+                  f'        start_date: "{start_date}"', "    sinks: [out]"]
+    (d / "sluice.yml").write_text("\n".join(lines) + "\n")
+    cpu0, _ = rusage_children()
+    proc = subprocess.Popen([TARGET / "release/sluice", "run", "-c", d / "sluice.yml", "--log-level", "warn"])
+    files = [str(d / "out" / f"tenant{i}.jsonl") for i in range(tenants)]
+    drained, slowest, dups = watch(files, events, proc, "withsecure")
+    stop(proc)
+    cpu1, rss = rusage_children()
+    emu.kill()
+    emu.wait()
+    return dict(name="sluice", tenants=tenants, drained=drained, slowest=slowest, cpu=cpu1 - cpu0, rss=rss, dups=dups)
+
+
+PEER_MAIN = """
+import sys
+sys.path.insert(0, sys.argv[1])
+import collector.authentication as auth, collector.api_client as api
+auth.TOKEN_URL = sys.argv[2] + "/as/token.oauth2"
+api.API_URL = sys.argv[2]
+import collector.main as main
+main.main()
+"""
+
+
+def run_peer(tenants, events, peer_dir):
+    emu, url = start_emulator(18444, tenants, events)
+    d = WORK / "peer"
+    d.mkdir(parents=True)
+    start_date = (datetime.now(timezone.utc) - timedelta(hours=2)).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+    lines = ["clients:"]
+    for i in range(tenants):
+        lines += [f'  - name: "tenant{i}"', f'    client_id: "client{i}"', f'    client_secret: "secret{i}"',
+                  "    interval: 5", "    rate_limit_per_minute: 600", "    start_mode: fixed",
+                  f'    start_date: "{start_date}"']
+    (d / "config.yml").write_text("\n".join(lines) + "\n")
+    cpu0, _ = rusage_children()
+    proc = subprocess.Popen([sys.executable, "-c", PEER_MAIN, str(peer_dir), url], cwd=d,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    files = [str(d / "events" / f"tenant{i}.log") for i in range(tenants)]
+    drained, slowest, dups = watch(files, events, proc, "withsecure")
+    stop(proc)
+    cpu1, rss = rusage_children()
+    emu.kill()
+    emu.wait()
+    return dict(name="original Python collector", tenants=tenants, drained=drained, slowest=slowest,
+                cpu=cpu1 - cpu0, rss=rss, dups=dups)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--tenants", type=int, default=1000)
+    ap.add_argument("--events", type=int, default=1000)
+    ap.add_argument("--peer-tenants", type=int, default=50)
+    args = ap.parse_args()
+    subprocess.run(["cargo", "build", "--release", "--quiet", "-p", "sluice", "-p", "sluice-emulators"], cwd=ROOT, check=True)
+    subprocess.run(["rm", "-rf", str(WORK)], check=True)
+    results = [run_sluice(args.tenants, args.events)]
+    peer_dir = Path(os.environ.get("PEER_DIR", "/var/tmp/ws-peer"))
+    if (peer_dir / "collector" / "main.py").exists():
+        results.append(run_peer(args.peer_tenants, args.events, peer_dir))
+    print(f"{args.events} events per tenant, interval 5 s, {os.cpu_count()} cores\n")
+    print("| collector | tenants | drained after (s) | events/s | CPU-s | CPU-s per million events | peak RSS (MiB) | slowest tenant's first event (s) | duplicates |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for r in results:
+        total = r["tenants"] * args.events
+        print(f"| {r['name']} | {r['tenants']} | {r['drained']:.1f} | {total / r['drained']:,.0f} | {r['cpu']:.1f} | "
+              f"{r['cpu'] / total * 1e6:.1f} | {r['rss'] / 1024:.0f} | {r['slowest']:.1f} | {r['dups']} |")
+    if len(results) == 2:
+        s, p = results
+        ratio = (s["tenants"] * args.events / s["drained"]) / (p["tenants"] * args.events / p["drained"])
+        print(f"\nsluice events/s / original events/s: {ratio:.1f}x")
+
+
+if __name__ == "__main__":
+    main()
