@@ -14,7 +14,6 @@ Without it, only sluice is measured.
 import argparse
 import json
 import os
-import resource
 import signal
 import subprocess
 import sys
@@ -51,41 +50,58 @@ def count_ids(path, key):
     return ids
 
 
-def watch(files, events, proc, key, timeout=900):
-    """Polls until every file holds `events` unique ids. Returns (drained_s, slowest_first_s, dups)."""
+def watch(files, events, proc, key, stall=20.0, timeout=900):
+    """Polls until every file holds `events` unique ids, or nothing new arrived for `stall`
+    seconds (a collector that lost events never gets there). Returns a dict of results."""
     start = time.monotonic()
-    first = {}
-    done = set()
+    first, counts, done = {}, {}, set()
+    last_progress = start
     while len(done) < len(files):
         if proc.poll() is not None:
             sys.exit(f"collector exited early with {proc.returncode}")
-        if time.monotonic() - start > timeout:
-            sys.exit(f"timeout: {len(done)} of {len(files)} tenants drained")
+        now = time.monotonic()
+        if now - start > timeout or now - last_progress > stall:
+            break
         for f in files:
             if f in done:
                 continue
             if f not in first and os.path.exists(f) and os.path.getsize(f) > 0:
-                first[f] = time.monotonic() - start
-            if f in first and len(count_ids(f, key)) >= events:
-                done.add(f)
+                first[f] = now - start
+            if f in first:
+                n = len(count_ids(f, key))
+                if n != counts.get(f):
+                    counts[f] = n
+                    last_progress = time.monotonic()
+                if n >= events:
+                    done.add(f)
         time.sleep(0.25)
-    drained = time.monotonic() - start
-    lines = sum(sum(1 for _ in open(f)) for f in files)
-    return drained, max(first.values()), lines - events * len(files)
+    drained = last_progress - start
+    unique = sum(counts.values())
+    lines = sum(sum(1 for _ in open(f)) for f in files if os.path.exists(f))
+    return dict(drained=drained, slowest=max(first.values()), dups=lines - unique,
+                lost=events * len(files) - unique)
+
+
+def timed(cmd, stats, **kw):
+    """Runs cmd under GNU time, which writes user/sys CPU seconds and peak RSS (KiB) to `stats`."""
+    return subprocess.Popen(["/usr/bin/time", "-f", "%U %S %M", "-o", str(stats), *map(str, cmd)], **kw)
+
+
+def read_stats(stats):
+    user, system, rss = open(stats).read().split()[-3:]
+    return float(user) + float(system), int(rss)
 
 
 def stop(proc):
-    proc.send_signal(signal.SIGTERM)
+    # proc is GNU time; the collector is its child.
+    children = subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True, text=True).stdout.split()
+    for pid in children:
+        os.kill(int(pid), signal.SIGTERM)
     try:
         proc.wait(timeout=60)
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait()
-
-
-def rusage_children():
-    r = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return r.ru_utime + r.ru_stime, r.ru_maxrss
 
 
 def run_sluice(tenants, events):
@@ -101,15 +117,14 @@ def run_sluice(tenants, events):
                   "        interval: 5s", "        rate_limit_per_minute: 600", "        start_mode: fixed",
                   f'        start_date: "{start_date}"', "    sinks: [out]"]
     (d / "sluice.yml").write_text("\n".join(lines) + "\n")
-    cpu0, _ = rusage_children()
-    proc = subprocess.Popen([TARGET / "release/sluice", "run", "-c", d / "sluice.yml", "--log-level", "warn"])
+    proc = timed([TARGET / "release/sluice", "run", "-c", d / "sluice.yml", "--log-level", "warn"], d / "stats")
     files = [str(d / "out" / f"tenant{i}.jsonl") for i in range(tenants)]
-    drained, slowest, dups = watch(files, events, proc, "withsecure")
+    result = watch(files, events, proc, "withsecure")
     stop(proc)
-    cpu1, rss = rusage_children()
+    cpu, rss = read_stats(d / "stats")
     emu.kill()
     emu.wait()
-    return dict(name="sluice", tenants=tenants, drained=drained, slowest=slowest, cpu=cpu1 - cpu0, rss=rss, dups=dups)
+    return dict(name="sluice", tenants=tenants, cpu=cpu, rss=rss, **result)
 
 
 PEER_MAIN = """
@@ -134,17 +149,15 @@ def run_peer(tenants, events, peer_dir):
                   "    interval: 5", "    rate_limit_per_minute: 600", "    start_mode: fixed",
                   f'    start_date: "{start_date}"']
     (d / "config.yml").write_text("\n".join(lines) + "\n")
-    cpu0, _ = rusage_children()
-    proc = subprocess.Popen([sys.executable, "-c", PEER_MAIN, str(peer_dir), url], cwd=d,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = timed([sys.executable, "-c", PEER_MAIN, peer_dir, url], d / "stats", cwd=d,
+                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     files = [str(d / "events" / f"tenant{i}.log") for i in range(tenants)]
-    drained, slowest, dups = watch(files, events, proc, "withsecure")
+    result = watch(files, events, proc, "withsecure")
     stop(proc)
-    cpu1, rss = rusage_children()
+    cpu, rss = read_stats(d / "stats")
     emu.kill()
     emu.wait()
-    return dict(name="original Python collector", tenants=tenants, drained=drained, slowest=slowest,
-                cpu=cpu1 - cpu0, rss=rss, dups=dups)
+    return dict(name="original Python collector", tenants=tenants, cpu=cpu, rss=rss, **result)
 
 
 def main():
@@ -153,23 +166,24 @@ def main():
     ap.add_argument("--events", type=int, default=1000)
     ap.add_argument("--peer-tenants", type=int, default=50)
     args = ap.parse_args()
-    subprocess.run(["cargo", "build", "--release", "--quiet", "-p", "sluice", "-p", "sluice-emulators"], cwd=ROOT, check=True)
+    subprocess.run(["cargo", "build", "--release", "--quiet", "-p", "sluice", "-p", "sluice-emulators"], cwd=ROOT, check=True,
+                   env={**os.environ, "CARGO_TARGET_DIR": str(TARGET)})
     subprocess.run(["rm", "-rf", str(WORK)], check=True)
     results = [run_sluice(args.tenants, args.events)]
     peer_dir = Path(os.environ.get("PEER_DIR", "/var/tmp/ws-peer"))
     if (peer_dir / "collector" / "main.py").exists():
         results.append(run_peer(args.peer_tenants, args.events, peer_dir))
     print(f"{args.events} events per tenant, interval 5 s, {os.cpu_count()} cores\n")
-    print("| collector | tenants | drained after (s) | events/s | CPU-s | CPU-s per million events | peak RSS (MiB) | slowest tenant's first event (s) | duplicates |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("| collector | tenants | last event after (s) | events/s | CPU-s | CPU-s per million events | peak RSS (MiB) | slowest tenant's first event (s) | lost | duplicates |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    rates = []
     for r in results:
-        total = r["tenants"] * args.events
-        print(f"| {r['name']} | {r['tenants']} | {r['drained']:.1f} | {total / r['drained']:,.0f} | {r['cpu']:.1f} | "
-              f"{r['cpu'] / total * 1e6:.1f} | {r['rss'] / 1024:.0f} | {r['slowest']:.1f} | {r['dups']} |")
+        got = r["tenants"] * args.events - r["lost"]
+        rates.append(got / r["drained"])
+        print(f"| {r['name']} | {r['tenants']} | {r['drained']:.1f} | {rates[-1]:,.0f} | {r['cpu']:.1f} | "
+              f"{r['cpu'] / got * 1e6:.1f} | {r['rss'] / 1024:.0f} | {r['slowest']:.1f} | {r['lost']} | {r['dups']} |")
     if len(results) == 2:
-        s, p = results
-        ratio = (s["tenants"] * args.events / s["drained"]) / (p["tenants"] * args.events / p["drained"])
-        print(f"\nsluice events/s / original events/s: {ratio:.1f}x")
+        print(f"\nsluice events/s / original events/s: {rates[0] / rates[1]:.1f}x")
 
 
 if __name__ == "__main__":

@@ -17,9 +17,12 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::model::Event;
 
+/// Events handed over together; shared by every sink they are routed to.
+pub type Batch = Arc<Vec<Event>>;
+
 /// A batch handed to one sink, with the channel on which it says the batch is durable.
 pub struct Delivery {
-    pub events: Arc<Vec<Event>>,
+    pub events: Batch,
     pub ack: oneshot::Sender<anyhow::Result<()>>,
 }
 

@@ -6,7 +6,7 @@ use futures::future::BoxFuture;
 use serde_json::Value;
 
 use crate::config::{ConfigError, parse_at, unknown_type};
-use crate::model::Event;
+use crate::pipeline::Batch;
 
 /// The `type:`-specific part of a sink's config.
 #[derive(Debug, Clone, PartialEq)]
@@ -35,8 +35,9 @@ impl SinkSettings {
     }
 }
 
-/// A destination. `write` returns once the events are durable at the destination (a file sink
-/// has fsynced them); only then may the pipeline forget them.
+/// A destination. `write` returns once the events of all batches are durable at the destination
+/// (a file sink has fsynced them); only then may the pipeline forget them. Several batches come
+/// at once when they queued up: one write (one fsync) then serves them all.
 pub trait Sink: Send {
-    fn write<'a>(&'a mut self, events: &'a [Event]) -> BoxFuture<'a, anyhow::Result<()>>;
+    fn write<'a>(&'a mut self, batches: &'a [Batch]) -> BoxFuture<'a, anyhow::Result<()>>;
 }

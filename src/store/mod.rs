@@ -91,10 +91,10 @@ impl Store {
         .await
     }
 
-    /// Appends events to a sink's outbox in one transaction.
-    pub async fn outbox_push(&self, sink: &str, events: &[Event]) -> anyhow::Result<()> {
+    /// Appends the events of `batches` to a sink's outbox in one transaction.
+    pub async fn outbox_push(&self, sink: &str, batches: &[crate::pipeline::Batch]) -> anyhow::Result<()> {
         let payloads: Vec<Vec<u8>> =
-            events.iter().map(|e| serde_json::to_vec(e).expect("events serialize")).collect();
+            batches.iter().flat_map(|b| b.iter()).map(|e| serde_json::to_vec(e).expect("events serialize")).collect();
         let sink = sink.to_string();
         self.with(move |c| {
             let tx = c.transaction()?;
@@ -187,9 +187,10 @@ mod tests {
             Event::hashed("t".into(), "s".into(), "json".into(), chrono::Utc::now(),
                 serde_json::value::RawValue::from_string(format!("{{\"n\":{n}}}")).unwrap())
         };
-        store.outbox_push("a", &[ev(1), ev(2)]).await.unwrap();
-        store.outbox_push("b", &[ev(9)]).await.unwrap();
-        store.outbox_push("a", &[ev(3)]).await.unwrap();
+        let batch = |events: Vec<Event>| vec![std::sync::Arc::new(events)];
+        store.outbox_push("a", &batch(vec![ev(1), ev(2)])).await.unwrap();
+        store.outbox_push("b", &batch(vec![ev(9)])).await.unwrap();
+        store.outbox_push("a", &batch(vec![ev(3)])).await.unwrap();
         let (events, last) = store.outbox_peek("a", 2).await.unwrap();
         assert_eq!(events.iter().map(|e| e.raw.get()).collect::<Vec<_>>(), ["{\"n\":1}", "{\"n\":2}"]);
         store.outbox_ack("a", last.unwrap()).await.unwrap();

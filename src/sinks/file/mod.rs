@@ -17,7 +17,7 @@ use lru::LruCache;
 use serde::{Deserialize, Deserializer};
 
 use crate::encode::Format;
-use crate::model::Event;
+use crate::pipeline::Batch;
 use crate::sinks::Sink;
 use template::{PathTemplate, UUID_MARK};
 
@@ -77,14 +77,14 @@ impl FileSink {
 }
 
 impl Sink for FileSink {
-    fn write<'a>(&'a mut self, events: &'a [Event]) -> BoxFuture<'a, anyhow::Result<()>> {
+    fn write<'a>(&'a mut self, batches: &'a [Batch]) -> BoxFuture<'a, anyhow::Result<()>> {
         let state = self.state.clone();
         let name = self.name.clone();
         // Encoding and rendering need no file system; do them here, then hand bytes to a blocking
         // thread for the writes and fsyncs.
         let groups = {
             let st = state.lock().expect("file sink state poisoned");
-            group_by_key(&st.config, events)
+            group_by_key(&st.config, batches)
         };
         Box::pin(async move {
             tokio::task::spawn_blocking(move || {
@@ -98,18 +98,19 @@ impl Sink for FileSink {
 }
 
 /// Encodes events and groups the bytes by rendered key, keeping first-seen order.
-fn group_by_key(config: &FileSinkConfig, events: &[Event]) -> Vec<(String, Vec<u8>)> {
+fn group_by_key(config: &FileSinkConfig, batches: &[Batch]) -> Vec<(String, Vec<u8>)> {
     let mut index: HashMap<String, usize> = HashMap::new();
     let mut groups: Vec<(String, Vec<u8>)> = Vec::new();
     let mut key = String::new();
-    for event in events {
+    let total: usize = batches.iter().map(|b| b.len()).sum();
+    for event in batches.iter().flat_map(|b| b.iter()) {
         key.clear();
         config.path.render_key(event, &mut key);
         let i = match index.get(&key) {
             Some(&i) => i,
             None => {
                 index.insert(key.clone(), groups.len());
-                groups.push((key.clone(), Vec::with_capacity(events.len() * 512)));
+                groups.push((key.clone(), Vec::with_capacity(total * 512)));
                 groups.len() - 1
             }
         };
@@ -167,6 +168,7 @@ impl State {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::Event;
     use chrono::Utc;
 
     fn event(tenant: &str, n: u32) -> Event {
@@ -196,9 +198,9 @@ mod tests {
     async fn writes_one_file_per_tenant_with_bounded_descriptors() {
         let dir = tempfile::tempdir().unwrap();
         let mut s = sink(&format!("{}/%TENANCY/%TAG.jsonl", dir.path().display()), 2);
-        let events: Vec<Event> = (0..50).map(|n| event(&format!("t{}", n % 5), n)).collect();
-        s.write(&events).await.unwrap();
-        s.write(&events).await.unwrap();
+        let events: Batch = Arc::new((0..50).map(|n| event(&format!("t{}", n % 5), n)).collect());
+        s.write(&[events.clone()]).await.unwrap();
+        s.write(&[events]).await.unwrap();
         assert!(s.state.lock().unwrap().open.len() <= 2);
         for t in 0..5 {
             let text = std::fs::read_to_string(dir.path().join(format!("t{t}/eve.jsonl"))).unwrap();
@@ -210,8 +212,8 @@ mod tests {
     async fn uuid_is_one_value_per_file() {
         let dir = tempfile::tempdir().unwrap();
         let mut s = sink(&format!("{}/%TENANCY-%UUID/%UUID.json", dir.path().display()), 8);
-        s.write(&[event("a", 1), event("a", 2)]).await.unwrap();
-        s.write(&[event("b", 3)]).await.unwrap();
+        s.write(&[Arc::new(vec![event("a", 1)]), Arc::new(vec![event("a", 2)])]).await.unwrap();
+        s.write(&[Arc::new(vec![event("b", 3)])]).await.unwrap();
         let mut files = Vec::new();
         for d in std::fs::read_dir(dir.path()).unwrap() {
             let d = d.unwrap().path();

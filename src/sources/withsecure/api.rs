@@ -28,6 +28,7 @@ const TOKEN_MARGIN: Duration = Duration::from_secs(60);
 
 pub struct Api {
     http: reqwest::Client,
+    timeout: Duration,
     base: String,
     client_id: String,
     client_secret: crate::config::Secret,
@@ -52,17 +53,13 @@ pub enum Params<'a> {
 
 impl Api {
     pub fn new(config: &WithSecureConfig, tenant: &str, cancel: CancellationToken) -> anyhow::Result<Api> {
-        let http = reqwest::Client::builder()
-            .user_agent(concat!("sluice/", env!("CARGO_PKG_VERSION")))
-            .timeout(config.request_timeout)
-            .connect_timeout(config.request_timeout.min(Duration::from_secs(10)))
-            .build()
-            .context("building the HTTP client")?;
+        let http = shared_client()?;
         // Burst of one: requests are spread evenly, so no minute ever exceeds the limit.
         let quota = Quota::per_minute(config.rate_limit_per_minute).allow_burst(NonZeroU32::MIN);
         Ok(Api {
             http,
             base: config.api_url.trim_end_matches('/').to_string(),
+            timeout: config.request_timeout,
             client_id: config.client_id.clone(),
             client_secret: config.client_secret.clone(),
             limiter: RateLimiter::direct(quota),
@@ -81,7 +78,7 @@ impl Api {
             let token = self.token().await?;
             self.pace().await?;
             let url = format!("{}{path}", self.base);
-            let request = self.http.request(method.clone(), &url).bearer_auth(&token).header("Accept", "application/json");
+            let request = self.http.request(method.clone(), &url).timeout(self.timeout).bearer_auth(&token).header("Accept", "application/json");
             let request = match params {
                 Params::Form(form) => request.form(form),
                 Params::Query(query) => request.query(query),
@@ -149,6 +146,7 @@ impl Api {
             let sent = self
                 .http
                 .post(format!("{}{TOKEN_PATH}", self.base))
+                .timeout(self.timeout)
                 .basic_auth(&self.client_id, Some(self.client_secret.expose()))
                 .header("Accept", "application/json")
                 .form(&[("grant_type", "client_credentials"), ("scope", "connect.api.read")])
@@ -194,6 +192,21 @@ impl Api {
             _ = self.cancel.cancelled() => Err(anyhow!("cancelled")),
         }
     }
+}
+
+/// One HTTP client for every tenant: its TLS configuration and connection pool are shared, so a
+/// thousand tenants cost a thousand small structs, not a thousand TLS stacks.
+fn shared_client() -> anyhow::Result<reqwest::Client> {
+    static CLIENT: std::sync::OnceLock<reqwest::Client> = std::sync::OnceLock::new();
+    if let Some(c) = CLIENT.get() {
+        return Ok(c.clone());
+    }
+    let client = reqwest::Client::builder()
+        .user_agent(concat!("sluice/", env!("CARGO_PKG_VERSION")))
+        .connect_timeout(Duration::from_secs(10))
+        .build()
+        .context("building the HTTP client")?;
+    Ok(CLIENT.get_or_init(|| client).clone())
 }
 
 /// `Retry-After` in seconds or as an HTTP date.
