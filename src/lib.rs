@@ -11,6 +11,7 @@ pub mod demo;
 pub mod encode;
 pub mod model;
 pub mod names;
+pub mod normalize;
 pub mod pipeline;
 pub mod service;
 pub mod sinks;

@@ -36,6 +36,17 @@ enum Command {
         #[arg(short, long, default_value = "sluice.yml")]
         config: PathBuf,
     },
+    /// Decode lines (a file, or stdin) and print them encoded: try a mapping without the daemon.
+    Convert {
+        /// json, withsecure, suricata, wazuh, clamav, modsecurity, kismet, prometheus, zabbix, zoneminder
+        #[arg(long, default_value = "json")]
+        decoder: String,
+        /// raw, event, ecs, idmefv2, vendor_wrapped
+        #[arg(long, default_value = "event")]
+        format: String,
+        /// Input file; stdin when absent.
+        file: Option<PathBuf>,
+    },
     /// Run the WithSecure pipeline against a local emulator with three tenants, until Ctrl-C.
     Demo {
         /// Where the demo writes its config, state and output.
@@ -60,6 +71,7 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Command::Check { config } => check(&config),
+        Command::Convert { decoder, format, file } => convert(&decoder, &format, file.as_deref()),
         Command::Demo { dir, events } => {
             telemetry::init_logging(cli.log_format, cli.log_level.as_deref().or(Some("warn")), None);
             let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
@@ -110,6 +122,66 @@ fn check(path: &Path) -> ExitCode {
             ExitCode::from(EXIT_INVALID_CONFIG)
         }
     }
+}
+
+/// Exit 0 when every line converted, 1 when some could not (each reported on stderr).
+fn convert(decoder: &str, format: &str, file: Option<&Path>) -> ExitCode {
+    use std::io::{BufRead, Write};
+    let Some(decoder) = sluice::decode::Decoder::parse(decoder) else {
+        eprintln!("unknown decoder `{decoder}`; known: {}", sluice::normalize::VENDORS.join(", "));
+        return ExitCode::from(EXIT_INVALID_CONFIG);
+    };
+    let Ok(format) = serde_json::from_value::<sluice::encode::Format>(serde_json::Value::String(format.to_string())) else {
+        eprintln!("unknown format `{format}`; known: raw, event, ecs, idmefv2, vendor_wrapped");
+        return ExitCode::from(EXIT_INVALID_CONFIG);
+    };
+    let input: Box<dyn BufRead> = match file {
+        Some(path) => match std::fs::File::open(path) {
+            Ok(f) => Box::new(std::io::BufReader::new(f)),
+            Err(e) => {
+                eprintln!("{}: {e}", path.display());
+                return ExitCode::FAILURE;
+            }
+        },
+        None => Box::new(std::io::stdin().lock()),
+    };
+    let origin = sluice::decode::Origin { tenant: "default".into(), source: "convert".into(), vendor: decoder.vendor().into() };
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let mut failed = 0;
+    for (n, line) in input.lines().enumerate() {
+        let line = match line {
+            Ok(l) => l,
+            Err(e) => {
+                eprintln!("line {}: {e}", n + 1);
+                failed += 1;
+                continue;
+            }
+        };
+        if line.trim().is_empty() {
+            continue;
+        }
+        match decoder.decode_line(&line, &origin, chrono::Utc::now()) {
+            Ok(events) => {
+                for event in &events {
+                    if let Err(e) = sluice::normalize::normalize(event) {
+                        eprintln!("line {}: {} decoder: {e} (written with the generic mapping)", n + 1, decoder.vendor());
+                        failed += 1;
+                    }
+                    let mut buf = Vec::new();
+                    format.encode_line(event, &mut buf);
+                    if out.write_all(&buf).is_err() {
+                        return ExitCode::FAILURE;
+                    }
+                }
+            }
+            Err(e) => {
+                eprintln!("line {}: {e}", n + 1);
+                failed += 1;
+            }
+        }
+    }
+    let _ = out.flush();
+    if failed > 0 { ExitCode::FAILURE } else { ExitCode::SUCCESS }
 }
 
 async fn run(path: PathBuf, config: Config) -> ExitCode {

@@ -182,7 +182,7 @@ impl Tailer {
             .map_err(|e| format!("not UTF-8: {e}"))
             .and_then(|text| self.config.decoder.decode_line(text, &self.origin, now).map_err(|e| e.to_string()));
         match result {
-            Ok(event) => batch.push(event),
+            Ok(events) => batch.extend(events),
             Err(reason) => self.report_invalid(line_offset, &reason),
         }
     }

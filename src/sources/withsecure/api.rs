@@ -69,8 +69,8 @@ impl Api {
         })
     }
 
-    /// Sends an authenticated request and returns its JSON body.
-    pub async fn call(&mut self, method: Method, path: &str, params: Params<'_>) -> anyhow::Result<Value> {
+    /// Sends an authenticated request and decodes its JSON body.
+    pub async fn call<T: serde::de::DeserializeOwned>(&mut self, method: Method, path: &str, params: Params<'_>) -> anyhow::Result<T> {
         let mut attempt = 0;
         let mut throttled = 0;
         let mut reauthenticated = false;
@@ -96,7 +96,8 @@ impl Api {
             metrics::counter!("sluice_withsecure_requests_total", "tenant" => self.tenant.clone(), "status" => status.as_u16().to_string()).increment(1);
             match status {
                 s if s.is_success() => {
-                    return response.json().await.with_context(|| format!("{path}: response is not the expected JSON"));
+                    let body = response.bytes().await.with_context(|| format!("{path}: reading the response"))?;
+                    return serde_json::from_slice(&body).with_context(|| format!("{path}: response is not the expected JSON"));
                 }
                 StatusCode::UNAUTHORIZED if !reauthenticated => {
                     // Expired or revoked early: one fresh token, then the request again.

@@ -1,8 +1,14 @@
-//! Encoders: [`Event`] → bytes a sink writes. Pure functions, no I/O.
+//! Encoders: [`Event`] → bytes a sink writes. Pure functions, no I/O. The normalized formats
+//! (`event`, `ecs`, `idmefv2`) read only the [`SecurityEvent`](crate::normalize::SecurityEvent)
+//! model.
+
+pub mod ecs;
+pub mod idmefv2;
 
 use serde::{Deserialize, Serialize};
 
 use crate::model::Event;
+use crate::normalize;
 
 /// The shape of each line a sink writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
@@ -11,8 +17,14 @@ pub enum Format {
     /// The vendor JSON exactly as received.
     #[default]
     Raw,
-    /// sluice's envelope: id, tenant, source, vendor, received_at and the raw event.
+    /// sluice's envelope: id, tenant, source, vendor, received_at, the normalized fields
+    /// (time, kind, severity, risk_score, category, title, source, target, rule, mitre …) and
+    /// the raw event under `event`.
     Event,
+    /// Elastic Common Schema 8.x.
+    Ecs,
+    /// IDMEFv2, draft 2.D.V08.
+    Idmefv2,
     /// `{"vendor":"<vendor>","<vendor>":<raw>}`: the line format of the original WithSecure
     /// collector, which existing Wazuh decoders and rules match on.
     VendorWrapped,
@@ -42,7 +54,24 @@ impl Format {
                     received_at: event.received_at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
                     event: &event.raw,
                 };
-                serde_json::to_writer(&mut *out, &envelope).expect("writing to a Vec cannot fail");
+                let mut value = serde_json::to_value(&envelope).expect("the envelope serializes");
+                let normalized = serde_json::to_value(normalize::normalize_lossless(event)).expect("the model serializes");
+                if let (Some(map), serde_json::Value::Object(fields)) = (value.as_object_mut(), normalized) {
+                    for (k, v) in fields {
+                        if !matches!(k.as_str(), "id" | "tenant" | "vendor" | "raw") {
+                            map.entry(k).or_insert(v);
+                        }
+                    }
+                }
+                serde_json::to_writer(&mut *out, &value).expect("writing to a Vec cannot fail");
+            }
+            Format::Ecs => {
+                let doc = ecs::document(&normalize::normalize_lossless(event));
+                serde_json::to_writer(&mut *out, &doc).expect("writing to a Vec cannot fail");
+            }
+            Format::Idmefv2 => {
+                let msg = idmefv2::message(&normalize::normalize_lossless(event));
+                serde_json::to_writer(&mut *out, &msg).expect("writing to a Vec cannot fail");
             }
             Format::VendorWrapped => {
                 let vendor = serde_json::to_string(&*event.vendor).expect("a string serializes");

@@ -1,0 +1,154 @@
+//! Every fixture of every vendor normalizes, and its IDMEFv2 message is valid against the
+//! V08 schema; golden checks of the mappings that matter.
+
+use std::path::{Path, PathBuf};
+
+use chrono::Utc;
+use serde_json::Value;
+
+use super::*;
+use crate::decode::{Decoder, Origin};
+use crate::encode::{ecs, idmefv2};
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
+}
+
+/// Every fixture file of a vendor, each as the lines a file source would read.
+fn inputs(vendor: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut paths: Vec<_> =
+        std::fs::read_dir(fixtures().join(vendor)).unwrap().map(|e| e.unwrap().path()).filter(|p| p.is_file()).collect();
+    paths.sort();
+    for path in paths {
+        let text = std::fs::read_to_string(&path).unwrap();
+        match path.extension().and_then(|e| e.to_str()) {
+            Some("jsonl") => out.extend(text.lines().filter(|l| !l.trim().is_empty()).map(str::to_string)),
+            // One document per file: re-serialized on one line, as it would be logged.
+            Some("json") => out.push(serde_json::from_str::<Value>(&text).unwrap().to_string()),
+            _ => {}
+        }
+    }
+    out
+}
+
+fn events(vendor: &str) -> Vec<SecurityEvent> {
+    let decoder = Decoder::parse(vendor).unwrap();
+    let origin = Origin { tenant: "acme".into(), source: "s".into(), vendor: vendor.into() };
+    inputs(vendor)
+        .iter()
+        .flat_map(|line| decoder.decode_line(line, &origin, Utc::now()).unwrap_or_else(|e| panic!("{vendor}: {e}: {line}")))
+        .map(|ev| normalize(&ev).unwrap_or_else(|e| panic!("{vendor}: {e}")))
+        .collect()
+}
+
+fn schema() -> jsonschema::Validator {
+    let path = fixtures().join("idmefv2/IDMEFv2.08.schema.json");
+    let schema: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    jsonschema::draft4::new(&schema).unwrap()
+}
+
+const VENDORS_WITH_FIXTURES: &[&str] =
+    &["withsecure", "suricata", "wazuh", "clamav", "modsecurity", "kismet", "prometheus", "zabbix", "zoneminder"];
+
+#[test]
+fn every_fixture_gives_a_schema_valid_idmefv2_message() {
+    let validator = schema();
+    let mut count = 0;
+    for vendor in VENDORS_WITH_FIXTURES {
+        let events = events(vendor);
+        assert!(!events.is_empty(), "{vendor} has no fixtures");
+        for e in events {
+            let msg = idmefv2::message(&e);
+            let errors: Vec<String> = validator.iter_errors(&msg).map(|err| format!("{} at {}", err, err.instance_path())).collect();
+            assert!(errors.is_empty(), "{vendor}: invalid IDMEFv2: {errors:?}\n{msg:#}");
+            count += 1;
+        }
+    }
+    assert_eq!(count, 74, "every fixture event was checked");
+}
+
+#[test]
+fn ecs_documents_have_the_core_fields() {
+    for vendor in VENDORS_WITH_FIXTURES {
+        for e in events(vendor) {
+            let doc = ecs::document(&e);
+            for field in ["@timestamp", "message", "event", "observer", "organization", "related"] {
+                assert!(doc.get(field).is_some(), "{vendor}: no {field}");
+            }
+            assert!(doc["event"]["category"].as_array().is_some_and(|c| !c.is_empty()), "{vendor}");
+            assert!(["alert", "event", "state"].contains(&doc["event"]["kind"].as_str().unwrap()));
+        }
+    }
+}
+
+#[test]
+fn suricata_severity_1_is_the_most_severe_and_icmp_without_ports_works() {
+    let origin = Origin { tenant: "t".into(), source: "s".into(), vendor: "suricata".into() };
+    let line = |sev: u8| format!(r#"{{"timestamp":"2024-01-01T00:00:00.000000+0000","event_type":"alert","src_ip":"10.0.0.1","dest_ip":"10.0.0.2","proto":"ICMP","alert":{{"signature":"ping","category":"Misc activity","severity":{sev}}}}}"#);
+    let level = |sev| normalize(&Decoder::Suricata.decode_line(&line(sev), &origin, Utc::now()).unwrap()[0]).unwrap().severity.level;
+    assert_eq!(level(1), Level::High);
+    assert_eq!(level(3), Level::Low);
+    assert!(level(1) > level(2) && level(2) > level(3));
+    let e = normalize(&Decoder::Suricata.decode_line(&line(2), &origin, Utc::now()).unwrap()[0]).unwrap();
+    assert_eq!(e.source.port, None);
+    assert_eq!(e.target.ip, Some("10.0.0.2".parse().unwrap()));
+}
+
+#[test]
+fn wazuh_levels_follow_the_seed_rule_including_1_and_16() {
+    assert_eq!(wazuh::level(16), Level::Critical);
+    assert_eq!(wazuh::level(12), Level::Critical);
+    assert_eq!(wazuh::level(8), Level::High);
+    assert_eq!(wazuh::level(5), Level::Medium);
+    assert_eq!(wazuh::level(3), Level::Low);
+    assert_eq!(wazuh::level(1), Level::Info);
+    let raw = serde_json::json!({"rule": {"level": 10, "description": "sshd: brute force", "id": "5712", "groups": ["authentication_failed"],
+        "mitre": {"id": ["T1110"], "tactic": ["Credential Access"], "technique": ["Brute Force"]}}, "agent": {"name": "web1", "ip": "10.1.1.1"}, "data": {"srcip": "203.0.113.9"}});
+    let e = normalize_value("wazuh", raw, "x", "t", Utc::now()).unwrap();
+    assert_eq!(e.mitre[0].technique_id.as_deref(), Some("T1110"));
+    assert_eq!(e.mitre[0].tactic.as_deref(), Some("Credential Access"));
+    assert_eq!(e.category, "Access.Forced");
+    assert_eq!(e.risk_score, 75);
+    assert_eq!(e.source.ip, Some("203.0.113.9".parse().unwrap()));
+    let doc = ecs::document(&e);
+    assert_eq!(doc["threat"]["technique"]["id"][0], "T1110");
+    assert_eq!(doc["source"]["ip"], "203.0.113.9");
+}
+
+#[test]
+fn missing_required_field_names_it() {
+    let err = normalize_value("wazuh", serde_json::json!({"rule": {}}), "x", "t", Utc::now()).unwrap_err();
+    assert_eq!(err.to_string(), "rule.level: missing or not a number");
+    let err = normalize_value("suricata", serde_json::json!({"x": 1}), "x", "t", Utc::now()).unwrap_err();
+    assert_eq!(err.field, "event_type");
+}
+
+#[test]
+fn undecodable_input_still_reaches_the_sink_with_its_reason() {
+    let ev = Decoder::Wazuh.decode_line(r#"{"no_rule": true}"#, &Origin { tenant: "t".into(), source: "s".into(), vendor: "wazuh".into() }, Utc::now()).unwrap();
+    let e = normalize_lossless(&ev[0]);
+    assert!(e.description.unwrap().contains("rule.level"));
+    assert_eq!(e.raw["no_rule"], true);
+    let msg = idmefv2::message(&normalize_lossless(&ev[0]));
+    let errors: Vec<String> = schema().iter_errors(&msg).map(|e| format!("{e} at {}", e.instance_path())).collect();
+    assert!(errors.is_empty(), "{errors:?}");
+}
+
+#[test]
+fn withsecure_golden() {
+    let raw: Value = serde_json::from_str(&std::fs::read_to_string(fixtures().join("withsecure/deep-guard-event.json")).unwrap()).unwrap();
+    let e = normalize_value("withsecure", raw, "x", "acme", Utc::now()).unwrap();
+    assert_eq!(e.id, "0c4b2fe9-c1d7-36d5-bec0-ad6ffb896669_46");
+    assert_eq!(e.severity.level, Level::Medium);
+    assert_eq!(e.severity.original, "warning");
+    assert_eq!(e.kind, Kind::Alert);
+    assert_eq!(e.action.as_deref(), Some("blocked"));
+    assert_eq!(e.target.hostname.as_deref(), Some("unXw225W45gokh4"));
+    assert_eq!(e.files[0].path.as_deref(), Some("C:\\Tr-DGr.exe"));
+    assert_eq!(e.files[0].hashes[0], ("sha1".to_string(), "e17865289c80d63673b09124b5a50f2915599478".to_string()));
+    let msg = idmefv2::message(&e);
+    assert_eq!(msg["Priority"], "Medium");
+    assert_eq!(msg["Attachment"][0]["Hash"][0], "sha-1:e17865289c80d63673b09124b5a50f2915599478");
+    assert_eq!(msg["ID"], idmefv2::message(&e)["ID"], "stable message id");
+}
