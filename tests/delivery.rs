@@ -31,6 +31,26 @@ fn write_lines(path: &Path, range: std::ops::Range<u64>) {
     }
 }
 
+/// One tenant `acme` following `in/acme.log` into `out/acme/logs.jsonl`.
+struct Case {
+    dir: tempfile::TempDir,
+    cfg: std::path::PathBuf,
+    input: std::path::PathBuf,
+    output: std::path::PathBuf,
+    log: std::path::PathBuf,
+}
+
+impl Case {
+    fn new() -> Case {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = dir.path().join("sluice.yml");
+        std::fs::write(&cfg, config(dir.path(), &["acme"])).unwrap();
+        let (input, output, log) =
+            (dir.path().join("in/acme.log"), dir.path().join("out/acme/logs.jsonl"), dir.path().join("sluice.log"));
+        Case { dir, cfg, input, output, log }
+    }
+}
+
 /// id → how many times it is in the output.
 fn id_counts(path: &Path) -> HashMap<u64, u32> {
     let mut counts = HashMap::new();
@@ -44,12 +64,7 @@ fn id_counts(path: &Path) -> HashMap<u64, u32> {
 #[test]
 fn kill_9_at_random_moments_loses_nothing() {
     const TOTAL: u64 = 100_000;
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = dir.path().join("sluice.yml");
-    std::fs::write(&cfg, config(dir.path(), &["acme"])).unwrap();
-    let input = dir.path().join("in/acme.log");
-    let output = dir.path().join("out/acme/logs.jsonl");
-    let log = dir.path().join("sluice.log");
+    let Case { dir: _dir, cfg, input, output, log } = Case::new();
     write_lines(&input, 0..TOTAL / 2);
 
     // Lines keep arriving while sluice is killed and restarted, so every kill lands mid-stream.
@@ -91,12 +106,7 @@ fn kill_9_at_random_moments_loses_nothing() {
 
 #[test]
 fn sigterm_saves_positions_so_a_restart_repeats_nothing() {
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = dir.path().join("sluice.yml");
-    std::fs::write(&cfg, config(dir.path(), &["acme"])).unwrap();
-    let input = dir.path().join("in/acme.log");
-    let output = dir.path().join("out/acme/logs.jsonl");
-    let log = dir.path().join("sluice.log");
+    let Case { dir: _dir, cfg, input, output, log } = Case::new();
     write_lines(&input, 0..5000);
 
     let s = Sluice::start(&cfg, &log);

@@ -56,6 +56,12 @@ impl Setup {
     fn start(&self, config: &Path) -> Sluice {
         Sluice::start(config, &self.log)
     }
+
+    /// Waits (off the async runtime, which serves the emulator) until `tenant` has every id.
+    async fn wait_for(&self, tenant: &str, want: &[String], secs: u64) {
+        let (out, log, want) = (self.output(tenant), self.log.clone(), want.to_vec());
+        tokio::task::spawn_blocking(move || wait_for_ids(&out, &want, Duration::from_secs(secs), &log)).await.unwrap();
+    }
 }
 
 fn ids_in(path: &Path) -> HashMap<String, usize> {
@@ -131,10 +137,7 @@ async fn three_tenants_exactly_once_through_token_expiry_429s_and_5xx() {
 
     // Late arrivals sharing the newest timestamp must still be collected, once.
     for t in tenants {
-        let out = s.output(t);
-        let log = s.log.clone();
-        let want = expected[t].clone();
-        tokio::task::spawn_blocking(move || wait_for_ids(&out, &want, Duration::from_secs(90), &log)).await.unwrap();
+        s.wait_for(t, &expected[t], 90).await;
     }
     for t in tenants {
         let org = format!("org-{t}");
@@ -142,10 +145,7 @@ async fn three_tenants_exactly_once_through_token_expiry_429s_and_5xx() {
         expected.get_mut(t).unwrap().extend(more);
     }
     for t in tenants {
-        let out = s.output(t);
-        let log = s.log.clone();
-        let want = expected[t].clone();
-        tokio::task::spawn_blocking(move || wait_for_ids(&out, &want, Duration::from_secs(60), &log)).await.unwrap();
+        s.wait_for(t, &expected[t], 60).await;
         assert_exactly_once(&s.output(t), &expected[t]);
     }
     assert_eq!(sluice.terminate(), 0);
@@ -163,10 +163,7 @@ async fn three_tenants_exactly_once_through_token_expiry_429s_and_5xx() {
         expected.get_mut(t).unwrap().extend(more);
     }
     for t in tenants {
-        let out = s.output(t);
-        let log = s.log.clone();
-        let want = expected[t].clone();
-        tokio::task::spawn_blocking(move || wait_for_ids(&out, &want, Duration::from_secs(60), &log)).await.unwrap();
+        s.wait_for(t, &expected[t], 60).await;
     }
     tokio::time::sleep(Duration::from_millis(1500)).await; // another cycle: nothing repeated
     assert_eq!(sluice.terminate(), 0);
@@ -201,10 +198,7 @@ async fn kill_9_mid_collection_loses_nothing_and_repeats_at_most_a_page() {
     let config = s.config(&tenants, STATE);
     let sluice = s.start(&config);
     for t in tenants {
-        let out = s.output(t);
-        let log = s.log.clone();
-        let want = expected[t].clone();
-        tokio::task::spawn_blocking(move || wait_for_ids(&out, &want, Duration::from_secs(60), &log)).await.unwrap();
+        s.wait_for(t, &expected[t], 60).await;
     }
     assert_eq!(sluice.terminate(), 0);
     for t in tenants {
@@ -223,9 +217,7 @@ async fn never_exceeds_the_rate_limit() {
     let extra = format!("        rate_limit_per_minute: 60\n        start_mode: fixed\n        start_date: \"{}\"\n", past(61).to_rfc3339());
     let config = s.config(&["acme"], &extra);
     let sluice = s.start(&config);
-    let out = s.output("acme");
-    let log = s.log.clone();
-    tokio::task::spawn_blocking(move || wait_for_ids(&out, &ids, Duration::from_secs(60), &log)).await.unwrap();
+    s.wait_for("acme", &ids, 60).await;
     assert_eq!(sluice.terminate(), 0);
 
     // 60 per minute, spread evenly: never more than 11 in any 10 s (unthrottled, all 21 would
@@ -249,8 +241,7 @@ async fn start_modes_now_fixed_and_state() {
     // fixed: from start_date on, nothing before it.
     let config = s.config(&["acme"], &fixed_from(past(60)));
     let sluice = s.start(&config);
-    let (out, log, want) = (s.output("acme"), s.log.clone(), recent.clone());
-    tokio::task::spawn_blocking(move || wait_for_ids(&out, &want, Duration::from_secs(30), &log)).await.unwrap();
+    s.wait_for("acme", &recent, 30).await;
     assert_eq!(sluice.terminate(), 0);
     assert_exactly_once(&s.output("acme"), &recent);
     assert!(old.iter().all(|id| !ids_in(&s.output("acme")).contains_key(id)));
@@ -261,8 +252,7 @@ async fn start_modes_now_fixed_and_state() {
     let sluice = s.start(&config);
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let fresh = s.emulator.generate(&org, 20, Utc::now() + chrono::Duration::milliseconds(100), 1);
-    let (out, log, want) = (s.output("acme"), s.log.clone(), fresh.clone());
-    tokio::task::spawn_blocking(move || wait_for_ids(&out, &want, Duration::from_secs(30), &log)).await.unwrap();
+    s.wait_for("acme", &fresh, 30).await;
     assert_eq!(sluice.terminate(), 0);
     assert_exactly_once(&s.output("acme"), &fresh);
 
@@ -270,8 +260,7 @@ async fn start_modes_now_fixed_and_state() {
     let missed = s.emulator.generate(&org, 25, Utc::now(), 1);
     let config = s.config(&["acme"], STATE);
     let sluice = s.start(&config);
-    let (out, log, want) = (s.output("acme"), s.log.clone(), missed.clone());
-    tokio::task::spawn_blocking(move || wait_for_ids(&out, &want, Duration::from_secs(30), &log)).await.unwrap();
+    s.wait_for("acme", &missed, 30).await;
     tokio::time::sleep(Duration::from_millis(1200)).await;
     assert_eq!(sluice.terminate(), 0);
     let mut all = fresh.clone();
@@ -296,8 +285,7 @@ async fn partner_account_collects_every_organization_separately() {
     let extra = format!("{}        organizations: all\n", fixed_from(past(31)));
     let config = s.config(&["msp"], &extra);
     let sluice = s.start(&config);
-    let (out, log, want) = (s.output("msp"), s.log.clone(), expected.clone());
-    tokio::task::spawn_blocking(move || wait_for_ids(&out, &want, Duration::from_secs(30), &log)).await.unwrap();
+    s.wait_for("msp", &expected, 30).await;
     assert_eq!(sluice.terminate(), 0);
     assert_exactly_once(&s.output("msp"), &expected);
     let queried: std::collections::HashSet<String> = s
