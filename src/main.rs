@@ -47,6 +47,11 @@ enum Command {
         /// Input file; stdin when absent.
         file: Option<PathBuf>,
     },
+    /// Receive IDMEFv2 messages over HTTP, validate each against the schema, print a line per message.
+    Testserver {
+        #[arg(long, default_value = "127.0.0.1:8888")]
+        listen: std::net::SocketAddr,
+    },
     /// Run the WithSecure pipeline against a local emulator with three tenants, until Ctrl-C.
     Demo {
         /// Where the demo writes its config, state and output.
@@ -72,6 +77,27 @@ fn main() -> ExitCode {
         }
         Command::Check { config } => check(&config),
         Command::Convert { decoder, format, file } => convert(&decoder, &format, file.as_deref()),
+        Command::Testserver { listen } => {
+            let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
+            let stop = async {
+                let mut term = signal(SignalKind::terminate()).expect("signal handler");
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            };
+            match runtime.block_on(sluice::testserver::serve(listen, stop)) {
+                Ok(counts) => {
+                    use std::sync::atomic::Ordering;
+                    println!("{} valid, {} invalid", counts.valid.load(Ordering::Relaxed), counts.invalid.load(Ordering::Relaxed));
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("testserver: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Command::Demo { dir, events } => {
             telemetry::init_logging(cli.log_format, cli.log_level.as_deref().or(Some("warn")), None);
             let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");

@@ -150,7 +150,7 @@ clients:
     assert_eq!(ws.interval, Duration::from_secs(300));
     assert_eq!(ws.start_mode, crate::sources::withsecure::StartMode::Fixed);
     assert_eq!(ws.legacy_state_file.as_deref(), Some(Path::new("/opt/ws/state/innovare.json")));
-    let crate::sinks::SinkSettings::File(out) = &c.sinks["innovare-output"].settings;
+    let crate::sinks::SinkSettings::File(out) = &c.sinks["innovare-output"].settings else { panic!("not a file sink") };
     assert_eq!(out.path.constant(), Some("/opt/ws/output/innovare.log"));
     assert_eq!(out.format, crate::encode::Format::VendorWrapped);
     let SourceSettings::WithSecure(ws) = &c.tenants[1].sources[0].settings else { panic!() };

@@ -43,9 +43,7 @@ fn events(vendor: &str) -> Vec<SecurityEvent> {
 }
 
 fn schema() -> jsonschema::Validator {
-    let path = fixtures().join("idmefv2/IDMEFv2.08.schema.json");
-    let schema: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
-    jsonschema::draft4::new(&schema).unwrap()
+    crate::testserver::validator()
 }
 
 const VENDORS_WITH_FIXTURES: &[&str] =

@@ -83,7 +83,7 @@ impl Runtime {
         let mut built = Vec::new();
         for (name, sink) in &new.sinks {
             if self.config.sinks.get(name) != Some(sink) {
-                let instance = sink.settings.build(name).with_context(|| format!("sink `{name}`"))?;
+                let instance = sink.settings.build(name, &self.store).with_context(|| format!("sink `{name}`"))?;
                 built.push((sink.clone(), instance));
             }
         }

@@ -1,6 +1,7 @@
 //! Sinks: where events go. One folder per kind of sink, holding its config and code.
 
 pub mod file;
+pub mod idmefv2_http;
 
 use futures::future::BoxFuture;
 use serde_json::Value;
@@ -12,14 +13,23 @@ use crate::pipeline::Batch;
 #[derive(Debug, Clone, PartialEq)]
 pub enum SinkSettings {
     File(file::FileSinkConfig),
+    IdmefHttp(idmefv2_http::IdmefHttpConfig),
 }
 
 impl SinkSettings {
-    pub const TYPES: &[&str] = &["file"];
+    pub const TYPES: &[&str] = &["file", "idmefv2_http"];
 
     pub fn parse(kind: &str, value: Value, path: &str, errors: &mut Vec<ConfigError>) -> Option<Self> {
         match kind {
             "file" => parse_at(value, path, errors).map(SinkSettings::File),
+            "idmefv2_http" => {
+                let config: idmefv2_http::IdmefHttpConfig = parse_at(value, path, errors)?;
+                let problems = config.problems();
+                for (field, reason) in &problems {
+                    errors.push(ConfigError::at(format!("{path}.{field}"), reason.clone()));
+                }
+                problems.is_empty().then_some(SinkSettings::IdmefHttp(config))
+            }
             other => {
                 errors.push(unknown_type(path, "sink", other, Self::TYPES));
                 None
@@ -28,9 +38,10 @@ impl SinkSettings {
     }
 
     /// Builds the sink that delivers events for this config.
-    pub fn build(&self, name: &str) -> anyhow::Result<Box<dyn Sink>> {
+    pub fn build(&self, name: &str, store: &crate::store::Store) -> anyhow::Result<Box<dyn Sink>> {
         Ok(match self {
             SinkSettings::File(c) => Box::new(file::FileSink::new(name, c.clone())?),
+            SinkSettings::IdmefHttp(c) => Box::new(idmefv2_http::IdmefHttpSink::new(name, c.clone(), store.clone())?),
         })
     }
 }

@@ -12,7 +12,10 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::model::Event;
 
-const MIGRATIONS: &[&str] = &[include_str!("migrations/0001_initial.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("migrations/0001_initial.sql"),
+    include_str!("migrations/0002_dead_letters.sql"),
+];
 
 #[derive(Clone)]
 pub struct Store {
@@ -133,6 +136,33 @@ impl Store {
         let sink = sink.to_string();
         self.with(move |c| c.execute("DELETE FROM outbox WHERE sink = ?1 AND id <= ?2", params![sink, last_id]).map(|_| ()))
             .await
+    }
+
+    /// Records an event a sink refused for good, with the reason.
+    pub async fn dead_letter(&self, sink: &str, event: &Event, error: &str) -> anyhow::Result<()> {
+        let (sink, error) = (sink.to_string(), error.to_string());
+        let payload = serde_json::to_vec(event)?;
+        self.with(move |c| {
+            c.execute(
+                "INSERT INTO dead_letters (sink, payload, error, created_at) VALUES (?1, ?2, ?3, ?4)",
+                params![sink, payload, error, now()],
+            )
+            .map(|_| ())
+        })
+        .await
+    }
+
+    /// Dead letters of a sink, oldest first: (event, error).
+    pub async fn dead_letters(&self, sink: &str) -> anyhow::Result<Vec<(Event, String)>> {
+        let sink = sink.to_string();
+        let rows: Vec<(Vec<u8>, String)> = self
+            .with(move |c| {
+                let mut stmt = c.prepare("SELECT payload, error FROM dead_letters WHERE sink = ?1 ORDER BY id")?;
+                let rows = stmt.query_map(params![sink], |r| Ok((r.get(0)?, r.get(1)?)))?;
+                rows.collect()
+            })
+            .await?;
+        rows.into_iter().map(|(p, e)| Ok((serde_json::from_slice(&p)?, e))).collect()
     }
 
     pub async fn outbox_len(&self, sink: &str) -> anyhow::Result<u64> {

@@ -1,0 +1,176 @@
+//! `type: idmefv2_http`: one IDMEFv2 message per HTTP POST (as Concerto SIEM and the IDMEFv2
+//! HTTPS transport draft expect), `Content-Type: application/json`, optional HTTP Basic auth.
+//!
+//! 2xx: delivered. 408, 429, 5xx, timeouts and connection errors: retried with exponential
+//! backoff and jitter (429 honours `Retry-After`); when the attempts run out the batch fails and
+//! the sink worker keeps it in the outbox. Any other 4xx will never succeed: the event goes to the
+//! dead-letter list with the answer, and counts as handled.
+
+use std::num::NonZeroUsize;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use futures::StreamExt;
+use futures::future::BoxFuture;
+use rand::Rng;
+use reqwest::StatusCode;
+use serde::Deserialize;
+
+use crate::config::{Secret, duration};
+use crate::encode::idmefv2;
+use crate::model::Event;
+use crate::normalize::normalize_lossless;
+use crate::pipeline::Batch;
+use crate::sinks::Sink;
+use crate::store::Store;
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IdmefHttpConfig {
+    /// Where to POST, e.g. `http://concerto:4690/` or `https://siem/api_idmefv2/`.
+    pub url: String,
+    #[serde(default)]
+    pub username: Option<String>,
+    #[serde(default)]
+    pub password: Option<Secret>,
+    #[serde(default = "default_timeout", with = "duration")]
+    pub timeout: Duration,
+    /// Requests in flight at once.
+    #[serde(default = "default_concurrency")]
+    pub concurrency: NonZeroUsize,
+    /// Attempts per message before the batch is left in the outbox.
+    #[serde(default = "default_attempts")]
+    pub max_attempts: u32,
+    /// Accept a server certificate that does not verify (test setups only).
+    #[serde(default)]
+    pub tls_insecure: bool,
+}
+
+fn default_timeout() -> Duration {
+    Duration::from_secs(10)
+}
+fn default_concurrency() -> NonZeroUsize {
+    NonZeroUsize::new(8).unwrap()
+}
+fn default_attempts() -> u32 {
+    5
+}
+
+impl IdmefHttpConfig {
+    pub fn problems(&self) -> Vec<(&'static str, String)> {
+        let mut out = Vec::new();
+        match reqwest::Url::parse(&self.url) {
+            Ok(u) if u.scheme() == "http" || u.scheme() == "https" => {}
+            Ok(u) => out.push(("url", format!("scheme `{}` is not http or https", u.scheme()))),
+            Err(e) => out.push(("url", format!("not a URL: {e}"))),
+        }
+        if self.password.is_some() && self.username.is_none() {
+            out.push(("username", "required with password".to_string()));
+        }
+        if self.max_attempts == 0 {
+            out.push(("max_attempts", "must be at least 1".to_string()));
+        }
+        out
+    }
+}
+
+pub struct IdmefHttpSink {
+    name: String,
+    config: IdmefHttpConfig,
+    http: reqwest::Client,
+    store: Store,
+}
+
+enum Outcome {
+    Delivered,
+    /// Refused for good; the reason.
+    Refused(String),
+}
+
+impl IdmefHttpSink {
+    pub fn new(name: &str, config: IdmefHttpConfig, store: Store) -> anyhow::Result<Self> {
+        let http = reqwest::Client::builder()
+            .user_agent(concat!("sluice/", env!("CARGO_PKG_VERSION")))
+            .timeout(config.timeout)
+            .danger_accept_invalid_certs(config.tls_insecure)
+            .build()
+            .context("building the HTTP client")?;
+        Ok(IdmefHttpSink { name: name.to_string(), config, http, store })
+    }
+
+    async fn post(&self, body: Vec<u8>) -> anyhow::Result<Outcome> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let mut request = self.http.post(&self.config.url).header("Content-Type", "application/json").body(body.clone());
+            if let Some(user) = &self.config.username {
+                request = request.basic_auth(user, self.config.password.as_ref().map(Secret::expose));
+            }
+            let (retryable, wait, error) = match request.send().await {
+                Ok(r) if r.status().is_success() => return Ok(Outcome::Delivered),
+                Ok(r) => {
+                    let status = r.status();
+                    let wait = r
+                        .headers()
+                        .get(reqwest::header::RETRY_AFTER)
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(|v| v.trim().parse::<u64>().ok())
+                        .map(Duration::from_secs);
+                    let text: String = r.text().await.unwrap_or_default().chars().take(500).collect();
+                    let retryable = status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS || status == StatusCode::REQUEST_TIMEOUT;
+                    if !retryable {
+                        return Ok(Outcome::Refused(format!("{status}: {text}")));
+                    }
+                    (true, wait, format!("{status}: {text}"))
+                }
+                Err(e) => (true, None, e.to_string()),
+            };
+            if !retryable || attempt >= self.config.max_attempts {
+                bail!("POST {}: {error} (after {attempt} attempts)", self.config.url);
+            }
+            let base = Duration::from_millis(200) * 2u32.pow(attempt.min(8));
+            let wait = wait.unwrap_or_else(|| base / 2 + rand::rng().random_range(Duration::ZERO..=base / 2));
+            tracing::debug!(sink = %self.name, error, retry_in = ?wait, "IDMEFv2 POST failed; retrying");
+            tokio::time::sleep(wait.min(Duration::from_secs(60))).await;
+        }
+    }
+}
+
+impl Sink for IdmefHttpSink {
+    fn write<'a>(&'a mut self, batches: &'a [Batch]) -> BoxFuture<'a, anyhow::Result<()>> {
+        let this: &IdmefHttpSink = self;
+        Box::pin(async move {
+            let events: Vec<&Event> = batches.iter().flat_map(|b| b.iter()).collect();
+            let mut bodies = Vec::with_capacity(events.len());
+            for (i, event) in events.iter().enumerate() {
+                bodies.push((i, serde_json::to_vec(&idmefv2::message(&normalize_lossless(event)))?));
+            }
+            let results: Vec<(usize, anyhow::Result<Outcome>)> = futures::stream::iter(bodies)
+                .map(|(i, body)| async move { (i, this.post(body).await) })
+                .buffer_unordered(this.config.concurrency.get())
+                .collect()
+                .await;
+            let mut first_error = None;
+            for (i, result) in results {
+                let event = events[i];
+                match result {
+                    Ok(Outcome::Delivered) => {}
+                    Ok(Outcome::Refused(reason)) => {
+                        tracing::warn!(sink = %this.name, event = %event.id, reason, "IDMEFv2 message refused; dead-lettered");
+                        metrics::counter!("sluice_sink_dead_letters_total", "sink" => this.name.clone()).increment(1);
+                        this.store.dead_letter(&this.name, event, &reason).await?;
+                    }
+                    Err(e) => {
+                        first_error.get_or_insert(e);
+                    }
+                }
+            }
+            // Delivered messages are repeated when the batch is retried; their IDMEFv2 ids are
+            // stable, so a receiver can recognise them.
+            match first_error {
+                Some(e) => Err(e),
+                None => Ok(()),
+            }
+        })
+    }
+}
