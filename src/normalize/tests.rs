@@ -150,3 +150,110 @@ fn withsecure_golden() {
     assert_eq!(msg["Attachment"][0]["Hash"][0], "sha-1:e17865289c80d63673b09124b5a50f2915599478");
     assert_eq!(msg["ID"], idmefv2::message(&e)["ID"], "stable message id");
 }
+
+mod properties {
+    use proptest::prelude::*;
+
+    use super::super::*;
+    use crate::encode::idmefv2;
+
+    fn level() -> impl Strategy<Value = Level> {
+        prop_oneof![Just(Level::Info), Just(Level::Low), Just(Level::Medium), Just(Level::High), Just(Level::Critical)]
+    }
+
+    fn endpoint() -> impl Strategy<Value = Endpoint> {
+        (
+            proptest::option::of(".*"),
+            proptest::option::of(any::<std::net::IpAddr>()),
+            proptest::option::of(any::<u16>()),
+            proptest::option::of("[a-zA-Z0-9 /-]{0,12}"),
+            proptest::option::of(".*"),
+            proptest::option::of(".*"),
+            proptest::option::of(".*"),
+        )
+            .prop_map(|(hostname, ip, port, protocol, user, url, mac)| Endpoint {
+                hostname,
+                ip,
+                port: port.filter(|p| *p > 0),
+                protocol,
+                user,
+                url,
+                mac,
+                process: None,
+            })
+    }
+
+    fn file() -> impl Strategy<Value = File> {
+        (proptest::option::of(".*"), proptest::option::of(any::<u64>()), proptest::collection::vec("[0-9a-f]{20,64}", 0..3), proptest::collection::vec(".*", 0..2))
+            .prop_map(|(path, size, hashes, detections)| File {
+                path,
+                size,
+                // Hashes come from decoders as (algorithm, hex of whole bytes).
+                hashes: hashes.into_iter().map(|h| ("sha256".to_string(), if h.len() % 2 == 1 { h[1..].to_string() } else { h })).collect(),
+                detections,
+            })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(200))]
+        #[test]
+        fn any_model_value_gives_a_schema_valid_message(
+            title in ".*",
+            description in proptest::option::of(".*"),
+            tenant in "[a-z0-9-]{1,20}",
+            id in ".*",
+            level in level(),
+            source in endpoint(),
+            target in endpoint(),
+            files in proptest::collection::vec(file(), 0..3),
+            millis in 0i64..4_102_444_800_000,
+            category_index in 0usize..8,
+        ) {
+            let categories = ["Other.Uncategorised", "Malware.Virus", "Recon.Network", "Access.Forced",
+                "Availability.Outage", "Sabotage.Tampering", "Operational.Policy Violation", "Access.Unauthorized"];
+            let mut e = normalize_value("json", serde_json::json!({"any": title.clone()}), &id, &tenant, chrono::Utc::now()).unwrap();
+            e.time = chrono::DateTime::from_timestamp_millis(millis).unwrap();
+            e.title = title;
+            e.description = description;
+            e.severity.level = level;
+            e.category = categories[category_index];
+            e.source = source;
+            e.target = target;
+            e.files = files;
+            let msg = idmefv2::message(&e);
+            let errors: Vec<String> = crate::testserver::validator().iter_errors(&msg).map(|x| format!("{x} at {}", x.instance_path())).collect();
+            prop_assert!(errors.is_empty(), "{:?}\n{}", errors, msg);
+        }
+
+        #[test]
+        fn arbitrary_json_never_panics_a_decoder(doc in arbitrary_json(), which in 0usize..10) {
+            let vendor = VENDORS[which];
+            let _ = normalize_value(vendor, doc, "id", "t", chrono::Utc::now());
+        }
+    }
+
+    fn arbitrary_json() -> impl Strategy<Value = serde_json::Value> {
+        let leaf = prop_oneof![
+            Just(serde_json::Value::Null),
+            any::<bool>().prop_map(serde_json::Value::from),
+            any::<i64>().prop_map(serde_json::Value::from),
+            any::<f64>().prop_filter("finite", |f| f.is_finite()).prop_map(serde_json::Value::from),
+            ".*".prop_map(serde_json::Value::from),
+        ];
+        let keys = prop_oneof![
+            Just("engine".to_string()), Just("event_type".to_string()), Just("rule".to_string()), Just("level".to_string()),
+            Just("transaction".to_string()), Just("messages".to_string()), Just("labels".to_string()),
+            Just("alertname".to_string()), Just("name".to_string()), Just("MN".to_string()), Just("alert".to_string()),
+            Just("severity".to_string()), Just("src_ip".to_string()), Just("Viruses".to_string()), Just("timestamp".to_string()),
+            Just("kismet.alert.header".to_string()), Just("syscheck".to_string()), Just("mitre".to_string()), ".*".prop_map(|s: String| s),
+        ];
+        let tree = leaf.prop_recursive(4, 64, 8, move |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..6).prop_map(serde_json::Value::Array),
+                proptest::collection::btree_map(keys.clone(), inner, 0..8)
+                    .prop_map(|m| serde_json::Value::Object(m.into_iter().collect())),
+            ]
+        });
+        proptest::collection::btree_map(".*", tree, 0..6).prop_map(|m| serde_json::Value::Object(m.into_iter().collect()))
+    }
+}

@@ -1,0 +1,24 @@
+//! Every decoder, then every encoder, on arbitrary bytes: nothing may panic.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use sluice::decode::{Decoder, Origin};
+use sluice::encode::Format;
+
+const DECODERS: &[&str] =
+    &["json", "withsecure", "suricata", "wazuh", "clamav", "modsecurity", "kismet", "prometheus", "zabbix", "zoneminder"];
+
+fuzz_target!(|data: &[u8]| {
+    let Some((&selector, rest)) = data.split_first() else { return };
+    let Ok(line) = std::str::from_utf8(rest) else { return };
+    let decoder = Decoder::parse(DECODERS[selector as usize % DECODERS.len()]).expect("known decoder");
+    let origin = Origin { tenant: "t".into(), source: "s".into(), vendor: decoder.vendor().into() };
+    if let Ok(events) = decoder.decode_line(line, &origin, chrono::Utc::now()) {
+        for event in &events {
+            for format in [Format::Raw, Format::Event, Format::Ecs, Format::Idmefv2, Format::VendorWrapped] {
+                let mut out = Vec::new();
+                format.encode_line(event, &mut out);
+            }
+        }
+    }
+});
