@@ -9,16 +9,21 @@
 # and for signing rpmsign (`apt-get install rpm` / `dnf install rpm-sign`) and gpg.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-# cargo-deb and cargo-generate-rpm read assets from ./target/release.
-unset CARGO_TARGET_DIR
 OUT=target/packages
 mkdir -p "$OUT"
 cargo build --release --locked -p sluice
-cargo deb --no-build --output "$OUT/"
+# The package metadata names target/release/sluice; bring the binary there when the build
+# used another target directory (CARGO_TARGET_DIR).
+BUILT="${CARGO_TARGET_DIR:-target}/release/sluice"
+if [ "$BUILT" != "target/release/sluice" ]; then
+  mkdir -p target/release
+  cp "$BUILT" target/release/sluice
+fi
+CARGO_TARGET_DIR=target cargo deb --no-build --output "$OUT/"
 cargo generate-rpm --output "$OUT/"
 if [ -n "${GPG_KEY:-}" ]; then
   for rpm in "$OUT"/*.rpm; do
-    rpmsign --define "_gpg_name $GPG_KEY" --addsign "$rpm"
+    rpmsign --define "_gpg_name $GPG_KEY" --define "__gpg $(command -v gpg)" --addsign "$rpm"
   done
 fi
 ls -l "$OUT"
