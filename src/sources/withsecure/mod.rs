@@ -32,11 +32,12 @@ const ORGANIZATIONS_PATH: &str = "/organizations/v1/organizations";
 const PAGE_LIMIT: &str = "200";
 const OWN_ORGANIZATION: &str = "own";
 
-/// Collections running at once across all tenants. Each holds at most one page (200 events) in
-/// memory while it waits for the sinks, so a thousand tenants stay within a few hundred MiB;
-/// the others wait their turn.
-const CONCURRENT_COLLECTIONS: usize = 64;
-static COLLECTIONS: Semaphore = Semaphore::const_new(CONCURRENT_COLLECTIONS);
+/// Pages being handed to the sinks at once, across all tenants. A page is held from its arrival
+/// until the sinks have it; bounding them bounds memory and the sinks' queues. Requests
+/// themselves are not bounded here, so a tenant whose API is slow or failing holds no permit and
+/// delays nobody.
+const PAGES_IN_HAND: usize = 64;
+static PAGES: Semaphore = Semaphore::const_new(PAGES_IN_HAND);
 
 /// One page of `security-events`. Items stay raw: the vendor JSON is kept byte for byte.
 #[derive(Deserialize)]
@@ -104,7 +105,6 @@ async fn collect_cycle(
     let mut failures = Vec::new();
     for org in organizations {
         let apply_start_mode = first_run && !started.contains(&org);
-        let _permit = COLLECTIONS.acquire().await.expect("the semaphore is never closed");
         let mut cp = start_position(config, ctx, &org, apply_start_mode).await?;
         started.insert(org.clone());
         // One organization's failure does not keep the others from being collected.
@@ -186,6 +186,7 @@ async fn collect_organization(
     loop {
         let form = query(config, org, &start, anchor.as_deref());
         let page: Page = api.call(Method::POST, EVENTS_PATH, Params::Form(&form)).await?;
+        let _permit = PAGES.acquire().await.expect("the semaphore is never closed");
         let now = Utc::now();
         let mut events = Vec::with_capacity(page.items.len());
         let mut moved = cp.clone();
