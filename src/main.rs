@@ -41,7 +41,7 @@ enum Command {
         /// json, withsecure, suricata, wazuh, clamav, modsecurity, kismet, prometheus, zabbix, zoneminder
         #[arg(long, default_value = "json")]
         decoder: String,
-        /// raw, event, ecs, idmefv2, vendor_wrapped
+        /// raw, event, ecs, idmefv2, idmefv2_v04, vendor_wrapped
         #[arg(long, default_value = "event")]
         format: String,
         /// Input file; stdin when absent.
@@ -158,7 +158,7 @@ fn convert(decoder: &str, format: &str, file: Option<&Path>) -> ExitCode {
         return ExitCode::from(EXIT_INVALID_CONFIG);
     };
     let Ok(format) = serde_json::from_value::<sluice::encode::Format>(serde_json::Value::String(format.to_string())) else {
-        eprintln!("unknown format `{format}`; known: raw, event, ecs, idmefv2, vendor_wrapped");
+        eprintln!("unknown format `{format}`; known: raw, event, ecs, idmefv2, idmefv2_v04, vendor_wrapped");
         return ExitCode::from(EXIT_INVALID_CONFIG);
     };
     let input: Box<dyn BufRead> = match file {

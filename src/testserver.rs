@@ -1,6 +1,6 @@
 //! `sluice testserver`: an IDMEFv2 receiver for trying a pipeline (seed 002's test server, with
 //! the status codes of the IDMEFv2 HTTP transport draft). Each POST body is validated against
-//! the 2.D.V08 schema: 200 when valid, 400 with the validation errors when not, 405 for other
+//! the schema of its `Version` (2.D.V08, or 2.D.V04): 200 when valid, 400 with the validation errors when not, 405 for other
 //! methods. One summary line per message on stdout; counts at the end.
 
 use std::net::SocketAddr;
@@ -14,6 +14,7 @@ use axum::http::{Method, StatusCode};
 use serde_json::Value;
 
 const SCHEMA: &str = include_str!("../schemas/IDMEFv2.08.schema.json");
+const SCHEMA_V04: &str = include_str!("../schemas/IDMEFv2.04.schema.json");
 
 pub struct Counts {
     pub valid: AtomicU64,
@@ -22,19 +23,29 @@ pub struct Counts {
 
 struct Shared {
     validator: jsonschema::Validator,
+    validator_v04: jsonschema::Validator,
     counts: Arc<Counts>,
 }
 
 /// A validator for IDMEFv2 2.D.V08 messages.
 pub fn validator() -> jsonschema::Validator {
-    let schema: Value = serde_json::from_str(SCHEMA).expect("the embedded schema is JSON");
+    compile(SCHEMA)
+}
+
+/// A validator for IDMEFv2 2.D.V04 messages.
+pub fn validator_v04() -> jsonschema::Validator {
+    compile(SCHEMA_V04)
+}
+
+fn compile(schema: &str) -> jsonschema::Validator {
+    let schema: Value = serde_json::from_str(schema).expect("the embedded schema is JSON");
     jsonschema::draft4::new(&schema).expect("the embedded schema compiles")
 }
 
 /// Serves until `stop` resolves; returns the counts.
 pub async fn serve(listen: SocketAddr, stop: impl std::future::Future<Output = ()> + Send + 'static) -> anyhow::Result<Arc<Counts>> {
     let counts = Arc::new(Counts { valid: AtomicU64::new(0), invalid: AtomicU64::new(0) });
-    let shared = Arc::new(Shared { validator: validator(), counts: counts.clone() });
+    let shared = Arc::new(Shared { validator: validator(), validator_v04: validator_v04(), counts: counts.clone() });
     let app = Router::new().fallback(receive).with_state(shared);
     let listener = tokio::net::TcpListener::bind(listen).await.map_err(|e| anyhow::anyhow!("binding {listen}: {e}"))?;
     println!("IDMEFv2 test server listening on http://{}", listener.local_addr()?);
@@ -55,7 +66,13 @@ async fn receive(State(shared): State<Arc<Shared>>, method: Method, body: Bytes)
             return (StatusCode::BAD_REQUEST, format!("invalid JSON: {e}\n"));
         }
     };
-    let errors: Vec<String> = shared.validator.iter_errors(&message).map(|e| format!("{e} (at {})", e.instance_path())).collect();
+    // Each message is checked against the draft its `Version` names (V08 unless it says V04).
+    let validator = if message.get("Version").and_then(Value::as_str) == Some(crate::encode::idmefv2::VERSION_V04) {
+        &shared.validator_v04
+    } else {
+        &shared.validator
+    };
+    let errors: Vec<String> = validator.iter_errors(&message).map(|e| format!("{e} (at {})", e.instance_path())).collect();
     let field = |k: &str| message.get(k).map(|v| v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string())).unwrap_or_else(|| "-".into());
     if errors.is_empty() {
         shared.counts.valid.fetch_add(1, Ordering::Relaxed);

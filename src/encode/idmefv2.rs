@@ -148,3 +148,91 @@ fn valid_service_name(s: &str) -> bool {
     !s.is_empty()
         && s.split('-').all(|part| !part.is_empty() && part.chars().all(|c| c.is_ascii_alphanumeric()))
 }
+
+pub const VERSION_V04: &str = "2.D.V04";
+
+/// The same message in draft 2.D.V04, for receivers that still want it: V04 has other
+/// vocabularies, `Type` on the analyzer, a single `Status`, and no ids on source and target.
+pub fn message_v04(e: &SecurityEvent) -> Value {
+    let mut m = message(e);
+    let obj = m.as_object_mut().expect("a message is an object");
+    obj.insert("Version".into(), json!(VERSION_V04));
+    let kind = obj.remove("Type").unwrap_or_else(|| json!(["Cyber"]));
+    obj.remove("EntitySector");
+    obj.remove("ReportTime");
+    obj.insert("Status".into(), json!("Event"));
+    obj.insert("Category".into(), json!([category_v04(e.category)]));
+    if let Some(analyzer) = obj.get_mut("Analyzer").and_then(Value::as_object_mut) {
+        analyzer.insert("Type".into(), kind);
+        // V04 requires an analyzer IP; without one from the vendor, loopback, as the original
+        // connectors wrote when they could not resolve their host.
+        analyzer.entry("IP").or_insert_with(|| json!("127.0.0.1"));
+        analyzer.insert("Category".into(), json!([analyzer_category_v04(e.analyzer.category)]));
+        analyzer.insert("Data".into(), json!([data_v04(e.analyzer.data)]));
+        analyzer.insert("Method".into(), json!([method_v04(e.analyzer.method)]));
+    }
+    for side in ["Source", "Target"] {
+        if let Some(items) = obj.get_mut(side).and_then(Value::as_array_mut) {
+            for item in items.iter_mut().filter_map(Value::as_object_mut) {
+                item.remove("ID");
+            }
+        }
+    }
+    m
+}
+
+fn category_v04(v08: &str) -> &'static str {
+    match v08 {
+        "Recon.Network" | "Recon.Other" => "Recon.Scanning",
+        "Access.Forced" => "Attempt.Login",
+        "Access.Compromise" => "Attempt.Exploit",
+        "Access.Escalation" => "Intrusion.AdminCompromise",
+        "Access.Unauthorized" => "Information.UnauthorizedAccess",
+        "Sabotage.Tampering" => "Information.UnauthorizedModification",
+        "Availability.DoS" => "Availability.DoS",
+        "Availability.Outage" => "Availability.Outage",
+        "Availability.Failure" => "Availability.Failure",
+        "Operational.Policy Violation" | "Operational.Other" => "Malicious.Configuration",
+        c if c.starts_with("Malware.") => "Malicious.System",
+        "Other.Undetermined" => "Other.Undetermined",
+        _ => "Other.Uncategorised",
+    }
+}
+
+fn analyzer_category_v04(v08: &str) -> &'static str {
+    match v08 {
+        "NET.NIDS" => "NIDS",
+        "NET.WIDS" => "WIDS",
+        "NET.WAF" => "WAF",
+        "END.HIDS" => "HIDS",
+        "END.EDR" => "EDR",
+        "END.AV" | "END.EPP" => "AV",
+        "SIEM.NMS" => "NMS",
+        "PHY.MOT-SEN" => "ODC",
+        _ => "LOG",
+    }
+}
+
+fn data_v04(v08: &str) -> &'static str {
+    match v08 {
+        "Authentication" => "Auth",
+        "Network" => "Network",
+        "File" => "File",
+        "Content" => "Content",
+        "Data" => "Data",
+        "Images" => "Images",
+        _ => "Log",
+    }
+}
+
+fn method_v04(v08: &str) -> &'static str {
+    match v08 {
+        "Signature" | "Rule-based" => "Signature",
+        "Behavioral" | "Heuristic" => "Heuristic",
+        "Integrity" => "Integrity",
+        "Threshold" => "Threshold",
+        "Movement" => "Movement",
+        "Anomaly" | "Statistical" => "Statistical",
+        _ => "Monitor",
+    }
+}

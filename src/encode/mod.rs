@@ -25,6 +25,9 @@ pub enum Format {
     Ecs,
     /// IDMEFv2, draft 2.D.V08.
     Idmefv2,
+    /// IDMEFv2, draft 2.D.V04, for receivers that still want the older draft.
+    #[serde(rename = "idmefv2_v04")]
+    Idmefv2V04,
     /// `{"vendor":"<vendor>","<vendor>":<raw>}`: the line format of the original WithSecure
     /// collector, which existing Wazuh decoders and rules match on.
     VendorWrapped,
@@ -71,6 +74,10 @@ impl Format {
             }
             Format::Idmefv2 => {
                 let msg = idmefv2::message(&normalize::normalize_lossless(event));
+                serde_json::to_writer(&mut *out, &msg).expect("writing to a Vec cannot fail");
+            }
+            Format::Idmefv2V04 => {
+                let msg = idmefv2::message_v04(&normalize::normalize_lossless(event));
                 serde_json::to_writer(&mut *out, &msg).expect("writing to a Vec cannot fail");
             }
             Format::VendorWrapped => {

@@ -52,6 +52,7 @@ const VENDORS_WITH_FIXTURES: &[&str] =
 #[test]
 fn every_fixture_gives_a_schema_valid_idmefv2_message() {
     let validator = schema();
+    let validator_v04 = crate::testserver::validator_v04();
     let mut count = 0;
     for vendor in VENDORS_WITH_FIXTURES {
         let events = events(vendor);
@@ -60,6 +61,9 @@ fn every_fixture_gives_a_schema_valid_idmefv2_message() {
             let msg = idmefv2::message(&e);
             let errors: Vec<String> = validator.iter_errors(&msg).map(|err| format!("{} at {}", err, err.instance_path())).collect();
             assert!(errors.is_empty(), "{vendor}: invalid IDMEFv2: {errors:?}\n{msg:#}");
+            let old = idmefv2::message_v04(&e);
+            let errors: Vec<String> = validator_v04.iter_errors(&old).map(|err| format!("{} at {}", err, err.instance_path())).collect();
+            assert!(errors.is_empty(), "{vendor}: invalid IDMEFv2 V04: {errors:?}\n{old:#}");
             count += 1;
         }
     }
@@ -220,9 +224,10 @@ mod properties {
             e.source = source;
             e.target = target;
             e.files = files;
-            let msg = idmefv2::message(&e);
-            let errors: Vec<String> = crate::testserver::validator().iter_errors(&msg).map(|x| format!("{x} at {}", x.instance_path())).collect();
-            prop_assert!(errors.is_empty(), "{:?}\n{}", errors, msg);
+            for (msg, validator) in [(idmefv2::message(&e), crate::testserver::validator()), (idmefv2::message_v04(&e), crate::testserver::validator_v04())] {
+                let errors: Vec<String> = validator.iter_errors(&msg).map(|x| format!("{x} at {}", x.instance_path())).collect();
+                prop_assert!(errors.is_empty(), "{:?}\n{}", errors, msg);
+            }
         }
 
         #[test]

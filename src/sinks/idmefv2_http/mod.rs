@@ -44,6 +44,13 @@ pub struct IdmefHttpConfig {
     /// Accept a server certificate that does not verify (test setups only).
     #[serde(default)]
     pub tls_insecure: bool,
+    /// `2.D.V08` (default) or `2.D.V04` for receivers that still want the older draft.
+    #[serde(default = "default_version")]
+    pub version: String,
+}
+
+fn default_version() -> String {
+    idmefv2::VERSION.to_string()
 }
 
 fn default_timeout() -> Duration {
@@ -66,6 +73,9 @@ impl IdmefHttpConfig {
         }
         if self.password.is_some() && self.username.is_none() {
             out.push(("username", "required with password".to_string()));
+        }
+        if self.version != idmefv2::VERSION && self.version != idmefv2::VERSION_V04 {
+            out.push(("version", format!("`{}` is not supported; use {} or {}", self.version, idmefv2::VERSION, idmefv2::VERSION_V04)));
         }
         if self.max_attempts == 0 {
             out.push(("max_attempts", "must be at least 1".to_string()));
@@ -143,7 +153,9 @@ impl Sink for IdmefHttpSink {
             let events: Vec<&Event> = batches.iter().flat_map(|b| b.iter()).collect();
             let mut bodies = Vec::with_capacity(events.len());
             for (i, event) in events.iter().enumerate() {
-                bodies.push((i, serde_json::to_vec(&idmefv2::message(&normalize_lossless(event)))?));
+                let model = normalize_lossless(event);
+                let message = if this.config.version == idmefv2::VERSION_V04 { idmefv2::message_v04(&model) } else { idmefv2::message(&model) };
+                bodies.push((i, serde_json::to_vec(&message)?));
             }
             let results: Vec<(usize, anyhow::Result<Outcome>)> = futures::stream::iter(bodies)
                 .map(|(i, body)| async move { (i, this.post(body).await) })
