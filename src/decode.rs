@@ -127,7 +127,7 @@ impl Decoder {
     fn event(&self, raw: Box<RawValue>, origin: &Origin, now: DateTime<Utc>, id: Option<String>) -> Event {
         let id = id.unwrap_or_else(|| content_id(raw.get().as_bytes()));
         let vendor: Arc<str> = if *self == Decoder::Json { origin.vendor.clone() } else { self.vendor().into() };
-        Event { id, tenant: origin.tenant.clone(), source: origin.source.clone(), vendor, received_at: now, raw }
+        Event { id, tenant: origin.tenant.clone(), source: origin.source.clone(), vendor, received_at: now, raw, mapped: None }
     }
 }
 

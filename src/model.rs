@@ -22,6 +22,9 @@ pub struct Event {
     pub received_at: DateTime<Utc>,
     /// The vendor JSON as received, always a single line.
     pub raw: Box<RawValue>,
+    /// What the source's `mapping` (VRL) made of `raw`: model fields that override the decoder's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mapped: Option<Box<RawValue>>,
 }
 
 impl Event {
@@ -34,7 +37,7 @@ impl Event {
         raw: Box<RawValue>,
     ) -> Self {
         let id = content_id(raw.get().as_bytes());
-        Event { id, tenant, source, vendor, received_at, raw }
+        Event { id, tenant, source, vendor, received_at, raw, mapped: None }
     }
 }
 

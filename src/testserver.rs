@@ -13,7 +13,7 @@ use axum::extract::State;
 use axum::http::{Method, StatusCode};
 use serde_json::Value;
 
-const SCHEMA: &str = include_str!("../schemas/IDMEFv2.08.schema.json");
+pub(crate) const SCHEMA: &str = include_str!("../schemas/IDMEFv2.08.schema.json");
 const SCHEMA_V04: &str = include_str!("../schemas/IDMEFv2.04.schema.json");
 
 pub struct Counts {

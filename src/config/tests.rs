@@ -171,3 +171,13 @@ fn seed_000_errors_name_the_client() {
     let errs = errors("clients:\n  - {name: ../x, client_id: x, client_secret: y}\n");
     assert!(errs.iter().any(|e| e.starts_with("clients[0].name: invalid tenant name")), "{errs:?}");
 }
+
+#[test]
+fn vrl_mapping_errors_are_config_errors_at_their_path() {
+    let text = MINIMAL.replace("path: eve.json}", "path: eve.json, mapping: \".title = upcase(.name\"}");
+    let errs = errors(&text);
+    assert_eq!(errs.len(), 1, "{errs:?}");
+    assert!(errs[0].starts_with("tenants[0].sources[0].mapping: invalid VRL mapping"), "{}", errs[0]);
+    let ok = MINIMAL.replace("path: eve.json}", "path: eve.json, mapping: \". = {\\\"title\\\": .msg}\"}");
+    parse(&ok).unwrap();
+}

@@ -109,6 +109,7 @@ mod tests {
             vendor: "withsecure".into(),
             received_at: chrono::Utc.with_ymd_and_hms(2025, 1, 2, 3, 4, 5).unwrap(),
             raw,
+            mapped: None,
         }
     }
 

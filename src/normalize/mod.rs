@@ -4,6 +4,7 @@
 
 mod clamav;
 mod kismet;
+pub mod mapping;
 mod modsecurity;
 mod prometheus;
 mod suricata;
@@ -223,7 +224,12 @@ pub fn normalize_lossless(event: &Event) -> SecurityEvent {
 /// Normalizes a collected event with the decoder of its vendor.
 pub fn normalize(event: &Event) -> Result<SecurityEvent, NormalizeError> {
     let raw: Value = serde_json::from_str(event.raw.get()).map_err(|e| NormalizeError::new("$", e.to_string()))?;
-    normalize_value(&event.vendor, raw, &event.id, &event.tenant, event.received_at)
+    let mut e = normalize_value(&event.vendor, raw, &event.id, &event.tenant, event.received_at)?;
+    if let Some(mapped) = event.mapped.as_ref().and_then(|m| serde_json::from_str::<Value>(m.get()).ok()) {
+        mapping::apply_overrides(&mapped, &mut e);
+        e.risk_score = e.severity.level.risk_score();
+    }
+    Ok(e)
 }
 
 pub fn normalize_value(

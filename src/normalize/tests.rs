@@ -262,3 +262,53 @@ mod properties {
         proptest::collection::btree_map(".*", tree, 0..6).prop_map(|m| serde_json::Value::Object(m.into_iter().collect()))
     }
 }
+
+#[test]
+fn vrl_mapping_fills_the_model_for_an_unknown_tool() {
+    let program = r#"
+        severity = if int!(.lvl) > 5 { "high" } else { "low" }
+        . = {
+            "title": "Login failure for " + string!(.usr),
+            "severity": severity,
+            "category": "Access.Forced",
+            "time": .when,
+            "source": {"ip": .from, "port": .sport},
+            "target": {"hostname": .host, "user": .usr},
+            "rule": {"id": "custom-1"},
+            "mitre": {"technique_id": "T1110", "tactic": "Credential Access"}
+        }
+    "#;
+    let mapping = mapping::Mapping::compile(program).unwrap();
+    let raw = serde_json::json!({"usr": "bob", "lvl": 7, "when": "2025-03-01T10:00:00Z", "from": "198.51.100.7", "sport": 5555, "host": "db1"});
+    let mapped = mapping.apply(&raw).unwrap();
+    let mut event = Decoder::Json
+        .decode_line(&raw.to_string(), &Origin { tenant: "t".into(), source: "s".into(), vendor: "json".into() }, Utc::now())
+        .unwrap()
+        .remove(0);
+    event.mapped = Some(crate::model::compact_raw(&mapped));
+    let e = normalize(&event).unwrap();
+    assert_eq!(e.title, "Login failure for bob");
+    assert_eq!(e.severity.level, Level::High);
+    assert_eq!(e.risk_score, 75);
+    assert_eq!(e.category, "Access.Forced");
+    assert_eq!(e.time.to_rfc3339(), "2025-03-01T10:00:00+00:00");
+    assert_eq!(e.source.ip, Some("198.51.100.7".parse().unwrap()));
+    assert_eq!(e.source.port, Some(5555));
+    assert_eq!(e.target.user.as_deref(), Some("bob"));
+    assert_eq!(e.mitre[0].technique_id.as_deref(), Some("T1110"));
+    assert_eq!(e.raw, raw, "the raw event is untouched");
+    assert!(schema().is_valid(&idmefv2::message(&e)));
+    // A category the schema does not know is ignored rather than making the message invalid.
+    let odd = mapping::Mapping::compile(r#". = {"category": "Made.Up"}"#).unwrap().apply(&raw).unwrap();
+    event.mapped = Some(crate::model::compact_raw(&odd));
+    assert_eq!(normalize(&event).unwrap().category, "Other.Uncategorised");
+}
+
+#[test]
+fn vrl_errors_say_where() {
+    let err = mapping::Mapping::compile(".title = upcase(.name\n").unwrap_err();
+    assert!(err.contains("error["), "{err}");
+    assert!(err.contains("┌─ :2:1"), "the error gives line and column: {err}");
+    let failing = mapping::Mapping::compile(r#". = {"x": parse_json!(.text)}"#).unwrap();
+    assert!(failing.apply(&serde_json::json!({"text": "{not json"})).is_err());
+}

@@ -179,6 +179,7 @@ mod tests {
             vendor: "json".into(),
             received_at: Utc::now(),
             raw: serde_json::value::RawValue::from_string(format!("{{\"n\":{n}}}")).unwrap(),
+            mapped: None,
         }
     }
 

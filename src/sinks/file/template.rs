@@ -126,6 +126,7 @@ mod tests {
             vendor: "json".into(),
             received_at: Utc.with_ymd_and_hms(2024, 7, 5, 4, 3, 2).unwrap(),
             raw: serde_json::value::RawValue::from_string("{}".into()).unwrap(),
+            mapped: None,
         }
     }
 

@@ -20,6 +20,7 @@ use tokio::task::JoinHandle;
 use super::SourceContext;
 use crate::config::duration;
 use crate::decode::Decoder;
+use crate::normalize::mapping::Mapping;
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -44,6 +45,14 @@ pub struct FileSourceConfig {
     /// Longer lines are skipped and counted as invalid (protects memory).
     #[serde(default = "default_max_line_bytes")]
     pub max_line_bytes: usize,
+    /// A VRL program mapping each event to model fields (see `normalize::mapping`).
+    #[serde(default, deserialize_with = "mapping")]
+    pub mapping: Option<Mapping>,
+}
+
+fn mapping<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Mapping>, D::Error> {
+    let source = String::deserialize(d)?;
+    Mapping::compile(&source).map(Some).map_err(|e| serde::de::Error::custom(format!("invalid VRL mapping:\n{e}")))
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]

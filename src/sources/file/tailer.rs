@@ -182,8 +182,26 @@ impl Tailer {
             .map_err(|e| format!("not UTF-8: {e}"))
             .and_then(|text| self.config.decoder.decode_line(text, &self.origin, now).map_err(|e| e.to_string()));
         match result {
-            Ok(events) => batch.extend(events),
+            Ok(mut events) => {
+                if let Some(mapping) = self.config.mapping.clone() {
+                    events.iter_mut().for_each(|e| self.map(&mapping, e));
+                }
+                batch.extend(events)
+            }
             Err(reason) => self.report_invalid(line_offset, &reason),
+        }
+    }
+
+    /// Runs the source's mapping. A failing mapping leaves the event as the decoder made it: it
+    /// is still delivered, and the failure is counted and logged.
+    fn map(&mut self, mapping: &crate::normalize::mapping::Mapping, event: &mut Event) {
+        let result = serde_json::from_str(event.raw.get()).map_err(|e| e.to_string()).and_then(|raw| mapping.apply(&raw));
+        match result {
+            Ok(mapped) => event.mapped = Some(crate::model::compact_raw(&mapped)),
+            Err(reason) => {
+                metrics::counter!("sluice_mapping_errors_total", "tenant" => self.ctx.tenant.to_string(), "source" => self.ctx.source.to_string()).increment(1);
+                tracing::warn!(tenant = %self.ctx.tenant, source = %self.ctx.source, event = %event.id, reason, "mapping failed; event kept as decoded");
+            }
         }
     }
 

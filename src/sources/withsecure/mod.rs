@@ -208,7 +208,7 @@ async fn collect_organization(
                 continue;
             }
             moved.advance(ts, &id);
-            events.push(Event { id, tenant: ctx.tenant.clone(), source: ctx.source.clone(), vendor: "withsecure".into(), received_at: now, raw });
+            events.push(Event { id, tenant: ctx.tenant.clone(), source: ctx.source.clone(), vendor: "withsecure".into(), received_at: now, raw, mapped: None });
         }
         let count = events.len();
         if count > 0 {
