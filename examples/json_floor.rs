@@ -3,6 +3,10 @@
 
 use std::io::{BufRead, Write};
 
+// The same allocator as the sluice binary, so the floor is a fair one.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() {
     let stdin = std::io::stdin().lock();
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());

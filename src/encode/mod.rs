@@ -46,6 +46,18 @@ struct Envelope<'a> {
 impl Format {
     /// Appends one encoded line, with its trailing newline, to `out`.
     pub fn encode_line(&self, event: &Event, out: &mut Vec<u8>) {
+        self.encode_line_reporting(event, out);
+    }
+
+    /// [`Self::encode_line`], also returning why the vendor's decoder failed when a normalized
+    /// format had to fall back to the generic mapping.
+    pub fn encode_line_reporting(&self, event: &Event, out: &mut Vec<u8>) -> Option<normalize::NormalizeError> {
+        let mut failure = None;
+        let mut model = || {
+            let (model, error) = normalize::normalize_reporting(event);
+            failure = error;
+            model
+        };
         match self {
             Format::Raw => out.extend_from_slice(event.raw.get().as_bytes()),
             Format::Event => {
@@ -58,7 +70,7 @@ impl Format {
                     event: &event.raw,
                 };
                 let mut value = serde_json::to_value(&envelope).expect("the envelope serializes");
-                let normalized = serde_json::to_value(normalize::normalize_lossless(event)).expect("the model serializes");
+                let normalized = serde_json::to_value(model()).expect("the model serializes");
                 if let (Some(map), serde_json::Value::Object(fields)) = (value.as_object_mut(), normalized) {
                     for (k, v) in fields {
                         if !matches!(k.as_str(), "id" | "tenant" | "vendor" | "raw") {
@@ -69,15 +81,15 @@ impl Format {
                 serde_json::to_writer(&mut *out, &value).expect("writing to a Vec cannot fail");
             }
             Format::Ecs => {
-                let doc = ecs::document(&normalize::normalize_lossless(event));
+                let doc = ecs::document(&model());
                 serde_json::to_writer(&mut *out, &doc).expect("writing to a Vec cannot fail");
             }
             Format::Idmefv2 => {
-                let msg = idmefv2::message(&normalize::normalize_lossless(event));
+                let msg = idmefv2::message(&model());
                 serde_json::to_writer(&mut *out, &msg).expect("writing to a Vec cannot fail");
             }
             Format::Idmefv2V04 => {
-                let msg = idmefv2::message_v04(&normalize::normalize_lossless(event));
+                let msg = idmefv2::message_v04(&model());
                 serde_json::to_writer(&mut *out, &msg).expect("writing to a Vec cannot fail");
             }
             Format::VendorWrapped => {
@@ -92,6 +104,12 @@ impl Format {
             }
         }
         out.push(b'\n');
+        failure
+    }
+
+    /// Whether the format reads the normalized model (and so runs the vendor's decoder).
+    pub fn is_normalized(&self) -> bool {
+        matches!(self, Format::Event | Format::Ecs | Format::Idmefv2 | Format::Idmefv2V04)
     }
 }
 

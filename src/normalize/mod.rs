@@ -208,15 +208,20 @@ pub const VENDORS: &[&str] =
 /// in `description`. Encoders use this, so input a decoder does not understand still reaches the
 /// sink, with its raw JSON, rather than being lost.
 pub fn normalize_lossless(event: &Event) -> SecurityEvent {
+    normalize_reporting(event).0
+}
+
+/// [`normalize_lossless`], also saying why the vendor's decoder failed, when it did.
+pub fn normalize_reporting(event: &Event) -> (SecurityEvent, Option<NormalizeError>) {
     match normalize(event) {
-        Ok(e) => e,
+        Ok(e) => (e, None),
         Err(err) => {
             let raw: Value = serde_json::from_str(event.raw.get()).unwrap_or(Value::Null);
             let raw = if raw.is_object() { raw } else { serde_json::json!({ "value": raw }) };
             let mut e = normalize_value("json", raw, &event.id, &event.tenant, event.received_at).expect("the generic decoder accepts any object");
             e.vendor = event.vendor.to_string();
             e.description = Some(format!("{} decoder: {err}", event.vendor));
-            e
+            (e, Some(err))
         }
     }
 }
