@@ -71,9 +71,10 @@ fn kill_9_at_random_moments_loses_nothing() {
     let writer = {
         let input = input.clone();
         std::thread::spawn(move || {
+            // Spread over several seconds, longer than the kills take, however fast sluice is.
             for chunk in (TOTAL / 2..TOTAL).step_by(500) {
                 write_lines(&input, chunk..chunk + 500);
-                std::thread::sleep(Duration::from_millis(5));
+                std::thread::sleep(Duration::from_millis(60));
             }
         })
     };
