@@ -312,3 +312,34 @@ fn vrl_errors_say_where() {
     let failing = mapping::Mapping::compile(r#". = {"x": parse_json!(.text)}"#).unwrap();
     assert!(failing.apply(&serde_json::json!({"text": "{not json"})).is_err());
 }
+
+/// Golden files: every fixture through its decoder to `event`, `idmefv2` and `ecs`, compared with
+/// `tests/golden/<vendor>.<format>.jsonl`. After an intended change, regenerate them with
+/// `UPDATE_GOLDEN=1 cargo test golden` and review the diff.
+#[test]
+fn golden_outputs_of_every_fixture() {
+    use crate::encode::Format;
+    let now = chrono::DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z").unwrap().with_timezone(&Utc);
+    let update = std::env::var_os("UPDATE_GOLDEN").is_some();
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden");
+    let mut mismatches = Vec::new();
+    for vendor in VENDORS_WITH_FIXTURES {
+        let decoder = Decoder::parse(vendor).unwrap();
+        let origin = Origin { tenant: "acme".into(), source: (*vendor).into(), vendor: (*vendor).into() };
+        let events: Vec<_> = inputs(vendor).iter().flat_map(|l| decoder.decode_line(l, &origin, now).unwrap()).collect();
+        for (format, name) in [(Format::Event, "event"), (Format::Idmefv2, "idmefv2"), (Format::Ecs, "ecs")] {
+            let mut out = Vec::new();
+            for e in &events {
+                format.encode_line(e, &mut out);
+            }
+            let path = dir.join(format!("{vendor}.{name}.jsonl"));
+            if update {
+                std::fs::create_dir_all(&dir).unwrap();
+                std::fs::write(&path, &out).unwrap();
+            } else if std::fs::read(&path).ok().as_deref() != Some(out.as_slice()) {
+                mismatches.push(path.display().to_string());
+            }
+        }
+    }
+    assert!(mismatches.is_empty(), "outputs differ from the golden files (UPDATE_GOLDEN=1 to regenerate): {mismatches:?}");
+}
