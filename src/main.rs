@@ -224,12 +224,11 @@ fn convert(decoder: &str, format: &str, file: Option<&Path>) -> ExitCode {
 }
 
 async fn run(path: PathBuf, config: Config) -> ExitCode {
-    if let Some(listen) = config.metrics_listen {
-        if let Err(e) = telemetry::init_metrics(listen) {
+    if let Some(listen) = config.metrics_listen
+        && let Err(e) = telemetry::init_metrics(listen) {
             tracing::error!("{e:#}");
             return ExitCode::FAILURE;
         }
-    }
     let (mut term, mut int, mut hup) = match (
         signal(SignalKind::terminate()),
         signal(SignalKind::interrupt()),

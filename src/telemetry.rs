@@ -100,7 +100,7 @@ pub fn init_logging(format: Option<LogFormat>, level: Option<&str>, file: Option
             Err(_) => tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_ansi(false).boxed(),
         },
     };
-    let file_layer = file.and_then(|f| {
+    let file_layer = file.map(|f| {
         if let Some(dir) = f.file.parent().filter(|d| !d.as_os_str().is_empty()) {
             let _ = std::fs::create_dir_all(dir);
         }
@@ -111,7 +111,7 @@ pub fn init_logging(format: Option<LogFormat>, level: Option<&str>, file: Option
             file_rotate::compression::Compression::None,
             None,
         );
-        Some(tracing_subscriber::fmt::layer().with_writer(Mutex::new(rotate)).with_ansi(false).with_filter(filter()))
+        tracing_subscriber::fmt::layer().with_writer(Mutex::new(rotate)).with_ansi(false).with_filter(filter())
     });
     tracing_subscriber::registry().with(main.with_filter(filter())).with(file_layer).init();
 }

@@ -310,14 +310,13 @@ pub fn parse_at<T: DeserializeOwned>(value: Value, prefix: &str, errors: &mut Ve
             let mut path = join_path(prefix, if inner == "." { "" } else { &inner });
             let mut message = e.into_inner().to_string();
             // "unknown field `x`, expected …": the path already ends in `x`; don't say it twice.
-            if let Some(rest) = message.strip_prefix("unknown field `") {
-                if let Some((field, tail)) = rest.split_once('`') {
+            if let Some(rest) = message.strip_prefix("unknown field `")
+                && let Some((field, tail)) = rest.split_once('`') {
                     if !path.ends_with(field) {
                         path = join_path(&path, field);
                     }
                     message = format!("unknown field{tail}");
                 }
-            }
             errors.push(ConfigError { path, message });
             None
         }

@@ -72,12 +72,11 @@ pub fn apply_overrides(m: &Value, e: &mut SecurityEvent) {
     if let Some(d) = str_at(m, "description") {
         e.description = Some(d);
     }
-    if let Some(s) = str_at(m, "severity") {
-        if let Some(level) = level_from_word(&s) {
+    if let Some(s) = str_at(m, "severity")
+        && let Some(level) = level_from_word(&s) {
             e.severity.level = level;
             e.severity.original = s;
         }
-    }
     if let Some(k) = str_at(m, "kind").and_then(|k| serde_json::from_value::<Kind>(Value::String(k)).ok()) {
         e.kind = k;
     }

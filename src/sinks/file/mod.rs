@@ -200,7 +200,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut s = sink(&format!("{}/%TENANCY/%TAG.jsonl", dir.path().display()), 2);
         let events: Batch = Arc::new((0..50).map(|n| event(&format!("t{}", n % 5), n)).collect());
-        s.write(&[events.clone()]).await.unwrap();
+        s.write(std::slice::from_ref(&events)).await.unwrap();
         s.write(&[events]).await.unwrap();
         assert!(s.state.lock().unwrap().open.len() <= 2);
         for t in 0..5 {

@@ -116,11 +116,10 @@ pub async fn run(config: FileSourceConfig, ctx: SourceContext) -> anyhow::Result
         // checkpoint.
         let finished: Vec<FileId> = tailers.iter().filter(|(_, t)| t.join.is_finished()).map(|(id, _)| *id).collect();
         for id in finished {
-            if let Some(t) = tailers.remove(&id) {
-                if let Ok(Err(e)) = t.join.await {
+            if let Some(t) = tailers.remove(&id)
+                && let Ok(Err(e)) = t.join.await {
                     tracing::warn!(tenant = %ctx.tenant, source = %ctx.source, error = %format!("{e:#}"), "file tailer failed; restarting it");
                 }
-            }
         }
         tokio::select! {
             _ = ctx.cancel.cancelled() => break,

@@ -211,7 +211,7 @@ impl Tailer {
             "tenant" => self.ctx.tenant.to_string(), "source" => self.ctx.source.to_string())
         .increment(1);
         // The first lines are each worth a log line; after that, one per thousand.
-        if self.invalid_lines <= 10 || self.invalid_lines % 1000 == 0 {
+        if self.invalid_lines <= 10 || self.invalid_lines.is_multiple_of(1000) {
             tracing::warn!(tenant = %self.ctx.tenant, source = %self.ctx.source, path = %self.path.display(),
                 offset, invalid_lines = self.invalid_lines, reason, "skipping line that cannot be decoded");
         }

@@ -136,11 +136,10 @@ impl Api {
 
     /// A valid access token, fetched or refreshed when needed.
     async fn token(&mut self) -> anyhow::Result<String> {
-        if let Some((token, expires)) = &self.token {
-            if Instant::now() < *expires {
+        if let Some((token, expires)) = &self.token
+            && Instant::now() < *expires {
                 return Ok(token.clone());
             }
-        }
         let mut attempt = 0;
         let response = loop {
             self.pace().await?;
