@@ -7,6 +7,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use crate::decode::Decoder;
+
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
 
@@ -17,6 +19,8 @@ use crate::pipeline::Ack;
 use crate::sources::SourceContext;
 
 const READ_CHUNK: usize = 256 * 1024;
+/// Blocks at least this large are decoded on two threads.
+const PARALLEL_DECODE_BYTES: usize = 64 * 1024;
 /// Batches handed to the sinks and not yet acknowledged. Bounds what a crash can repeat.
 const MAX_IN_FLIGHT: usize = 4;
 /// Bytes hashed for the fingerprint when the first line is longer.
@@ -111,25 +115,36 @@ impl Tailer {
             if n > 0 {
                 idle_polls_since_rotation = 0;
                 pending.extend_from_slice(&chunk[..n]);
-                let now = chrono::Utc::now();
-                let mut start = 0;
-                while let Some(nl) = memchr(&pending[start..]) {
-                    let line_end = start + nl;
-                    let line = &pending[start..line_end];
-                    let line_offset = offset + start as u64;
-                    start = line_end + 1;
-                    if std::mem::take(&mut skipping_long_line) {
-                        continue; // the tail of a line already reported as too long
+                if skipping_long_line {
+                    // The tail of a line already reported as too long.
+                    let Some(nl) = memchr(&pending) else {
+                        offset += pending.len() as u64;
+                        batch_end = offset;
+                        pending.clear();
+                        continue;
+                    };
+                    pending.drain(..=nl);
+                    offset += nl as u64 + 1;
+                    batch_end = offset;
+                    skipping_long_line = false;
+                }
+                if let Some(last_nl) = pending.iter().rposition(|&b| b == b'\n') {
+                    let block: Arc<[u8]> = pending.drain(..=last_nl).collect::<Vec<u8>>().into();
+                    let (mut events, invalid) = decode_block(block, offset, self.config.decoder, self.origin.clone()).await?;
+                    for (line_offset, reason) in invalid {
+                        self.report_invalid(line_offset, &reason);
                     }
-                    self.decode(line, line_offset, now, &mut batch);
-                    batch_end = offset + start as u64;
+                    if let Some(mapping) = self.config.mapping.clone() {
+                        events.iter_mut().for_each(|e| self.map(&mapping, e));
+                    }
+                    batch.extend(events);
+                    offset += last_nl as u64 + 1;
+                    batch_end = offset;
                     if batch.len() >= self.config.batch_events {
                         self.emit(&mut batch, batch_end, &mut in_flight, &mut committed, &key).await?;
                         handed_over = batch_end;
                     }
                 }
-                pending.drain(..start);
-                offset += start as u64;
                 if pending.len() > self.config.max_line_bytes {
                     self.report_invalid(offset, &format!("line longer than {} bytes", self.config.max_line_bytes));
                     offset += pending.len() as u64;
@@ -171,25 +186,6 @@ impl Tailer {
         // Stopping: everything handed over is acknowledged and its position saved. The partial
         // batch not yet handed over is simply read again next time.
         self.settle(&mut in_flight, &mut committed, &key, true).await
-    }
-
-    fn decode(&mut self, line: &[u8], line_offset: u64, now: chrono::DateTime<chrono::Utc>, batch: &mut Vec<Event>) {
-        let line = line.strip_suffix(b"\r").unwrap_or(line);
-        if line.iter().all(u8::is_ascii_whitespace) {
-            return;
-        }
-        let result = std::str::from_utf8(line)
-            .map_err(|e| format!("not UTF-8: {e}"))
-            .and_then(|text| self.config.decoder.decode_line(text, &self.origin, now).map_err(|e| e.to_string()));
-        match result {
-            Ok(mut events) => {
-                if let Some(mapping) = self.config.mapping.clone() {
-                    events.iter_mut().for_each(|e| self.map(&mapping, e));
-                }
-                batch.extend(events)
-            }
-            Err(reason) => self.report_invalid(line_offset, &reason),
-        }
     }
 
     /// Runs the source's mapping. A failing mapping leaves the event as the decoder made it: it
@@ -272,6 +268,54 @@ impl Tailer {
         *committed = pos;
         Ok(())
     }
+}
+
+/// Lines that could not be decoded: (file offset, reason).
+type Invalid = Vec<(u64, String)>;
+
+/// Decodes a block of complete lines starting at file offset `base`. Large blocks are split in
+/// two at a line boundary and decoded on two threads; the results are joined in file order.
+async fn decode_block(block: Arc<[u8]>, base: u64, decoder: Decoder, origin: Origin) -> anyhow::Result<(Vec<Event>, Invalid)> {
+    let now = chrono::Utc::now();
+    let split = if block.len() < PARALLEL_DECODE_BYTES {
+        block.len()
+    } else {
+        memchr(&block[block.len() / 2..]).map_or(block.len(), |nl| block.len() / 2 + nl + 1)
+    };
+    let (first, second) = {
+        let (b1, o1) = (block.clone(), origin.clone());
+        let first = tokio::task::spawn_blocking(move || decode_lines(&b1[..split], base, decoder, &o1, now));
+        let second = tokio::task::spawn_blocking(move || decode_lines(&block[split..], base + split as u64, decoder, &origin, now));
+        (first.await.context("decoder thread failed")?, second.await.context("decoder thread failed")?)
+    };
+    let (mut events, mut invalid) = first;
+    events.extend(second.0);
+    invalid.extend(second.1);
+    Ok((events, invalid))
+}
+
+/// Decodes complete lines (each ends in `\n`); blank lines are skipped.
+fn decode_lines(bytes: &[u8], base: u64, decoder: Decoder, origin: &Origin, now: chrono::DateTime<chrono::Utc>) -> (Vec<Event>, Invalid) {
+    let mut events = Vec::new();
+    let mut invalid = Vec::new();
+    let mut start = 0;
+    while let Some(nl) = memchr(&bytes[start..]) {
+        let line = &bytes[start..start + nl];
+        let line_offset = base + start as u64;
+        start += nl + 1;
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if line.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        let result = std::str::from_utf8(line)
+            .map_err(|e| format!("not UTF-8: {e}"))
+            .and_then(|text| decoder.decode_line(text, origin, now).map_err(|e| e.to_string()));
+        match result {
+            Ok(decoded) => events.extend(decoded),
+            Err(reason) => invalid.push((line_offset, reason)),
+        }
+    }
+    (events, invalid)
 }
 
 /// Reads the next chunk on a blocking thread; hands the file and buffer back.
