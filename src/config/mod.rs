@@ -63,6 +63,8 @@ pub struct SourceConfig {
 pub struct SinkConfig {
     pub name: String,
     pub settings: SinkSettings,
+    /// `batch`, `retry`, `filter`, `outbox`, `health`: the same for every type.
+    pub policy: crate::sinks::policy::SinkPolicy,
 }
 
 /// One problem found in the file, with the YAML path it is at.
@@ -204,8 +206,10 @@ fn build(value: Value, source_path: &Path, errors: &mut Vec<ConfigError>) -> Opt
         if let Err(e) = names::validate(&name) {
             errors.push(ConfigError::at(&path, format!("invalid sink name: {e}")));
         }
+        let mut value = value;
+        let policy = crate::sinks::policy::SinkPolicy::take(&mut value, &path, errors);
         if let Some(settings) = typed_at(value, &path, errors, SinkSettings::parse) {
-            sinks.insert(name.clone(), SinkConfig { name, settings });
+            sinks.insert(name.clone(), SinkConfig { name, settings, policy });
         }
     }
 

@@ -2,8 +2,10 @@
 //! (`event`, `ecs`, `idmefv2`) read only the [`SecurityEvent`](crate::normalize::SecurityEvent)
 //! model.
 
+pub mod cef;
 pub mod ecs;
 pub mod idmefv2;
+pub mod leef;
 
 use serde::{Deserialize, Serialize};
 
@@ -19,7 +21,8 @@ pub enum Format {
     Raw,
     /// sluice's envelope: id, tenant, source, vendor, received_at, the normalized fields
     /// (time, kind, severity, risk_score, category, title, source, target, rule, mitre …) and
-    /// the raw event under `event`.
+    /// the raw event under `event`. Also accepted as `json`.
+    #[serde(alias = "json")]
     Event,
     /// Elastic Common Schema 8.x.
     Ecs,
@@ -31,6 +34,12 @@ pub enum Format {
     /// `{"vendor":"<vendor>","<vendor>":<raw>}`: the line format of the original WithSecure
     /// collector, which existing Wazuh decoders and rules match on.
     VendorWrapped,
+    /// ArcSight CEF 0, one record per line.
+    Cef,
+    /// QRadar LEEF 2.0, tab-delimited, one record per line.
+    Leef,
+    /// Plain text: `title: description`, for receivers that want words, not fields.
+    Text,
 }
 
 #[derive(Serialize)]
@@ -52,12 +61,29 @@ impl Format {
     /// [`Self::encode_line`], also returning why the vendor's decoder failed when a normalized
     /// format had to fall back to the generic mapping.
     pub fn encode_line_reporting(&self, event: &Event, out: &mut Vec<u8>) -> Option<normalize::NormalizeError> {
-        let mut failure = None;
-        let mut model = || {
-            let (model, error) = normalize::normalize_reporting(event);
-            failure = error;
-            model
+        let (model, failure) = if self.is_normalized() {
+            let (model, failure) = normalize::normalize_reporting(event);
+            (Some(model), failure)
+        } else {
+            (None, None)
         };
+        self.encode_document(event, model.as_ref(), out);
+        out.push(b'\n');
+        failure
+    }
+
+    /// Appends the event in this format, without a newline. `model` is the event normalized;
+    /// normalized formats compute it when it is not given.
+    pub fn encode_document(&self, event: &Event, model: Option<&normalize::SecurityEvent>, out: &mut Vec<u8>) {
+        let computed;
+        let model = match model {
+            None if self.is_normalized() => {
+                computed = normalize::normalize_lossless(event);
+                Some(&computed)
+            }
+            given => given,
+        };
+        let model = || model.expect("normalized formats have their model");
         match self {
             Format::Raw => out.extend_from_slice(event.raw.get().as_bytes()),
             Format::Event => {
@@ -80,17 +106,27 @@ impl Format {
                 }
                 serde_json::to_writer(&mut *out, &value).expect("writing to a Vec cannot fail");
             }
-            Format::Ecs => {
-                let doc = ecs::document(&model());
-                serde_json::to_writer(&mut *out, &doc).expect("writing to a Vec cannot fail");
-            }
-            Format::Idmefv2 => {
-                let msg = idmefv2::message(&model());
-                serde_json::to_writer(&mut *out, &msg).expect("writing to a Vec cannot fail");
-            }
+            Format::Ecs => serde_json::to_writer(&mut *out, &ecs::document(model())).expect("writing to a Vec cannot fail"),
+            Format::Idmefv2 => serde_json::to_writer(&mut *out, &idmefv2::message(model())).expect("writing to a Vec cannot fail"),
             Format::Idmefv2V04 => {
-                let msg = idmefv2::message_v04(&model());
-                serde_json::to_writer(&mut *out, &msg).expect("writing to a Vec cannot fail");
+                serde_json::to_writer(&mut *out, &idmefv2::message_v04(model())).expect("writing to a Vec cannot fail")
+            }
+            Format::Cef | Format::Leef => {
+                let mut text = String::with_capacity(512);
+                if *self == Format::Cef {
+                    cef::encode(model(), &mut text);
+                } else {
+                    leef::encode(model(), '\t', &mut text);
+                }
+                out.extend_from_slice(text.as_bytes());
+            }
+            Format::Text => {
+                let m = model();
+                let text = match &m.description {
+                    Some(d) if *d != m.title => format!("{}: {d}", m.title),
+                    _ => m.title.clone(),
+                };
+                out.extend_from_slice(text.replace(['\r', '\n'], " ").as_bytes());
             }
             Format::VendorWrapped => {
                 let vendor = serde_json::to_string(&*event.vendor).expect("a string serializes");
@@ -103,13 +139,16 @@ impl Format {
                 out.push(b'}');
             }
         }
-        out.push(b'\n');
-        failure
+    }
+
+    /// Whether the document is JSON (else a line of text: CEF, LEEF).
+    pub fn is_json(&self) -> bool {
+        !matches!(self, Format::Cef | Format::Leef | Format::Text)
     }
 
     /// Whether the format reads the normalized model (and so runs the vendor's decoder).
     pub fn is_normalized(&self) -> bool {
-        matches!(self, Format::Event | Format::Ecs | Format::Idmefv2 | Format::Idmefv2V04)
+        matches!(self, Format::Event | Format::Ecs | Format::Idmefv2 | Format::Idmefv2V04 | Format::Cef | Format::Leef | Format::Text)
     }
 }
 

@@ -231,6 +231,41 @@ mod properties {
         }
 
         #[test]
+        fn any_string_in_any_field_round_trips_through_strict_cef_and_leef_parsers(
+            vendor in ".*", product in ".*", title in ".*", id in ".*", tenant in ".*",
+            description in proptest::option::of(".*"), action in proptest::option::of(".*"),
+            rule_id in proptest::option::of(".*"), rule_name in proptest::option::of(".*"),
+            source in endpoint(), target in endpoint(), files in proptest::collection::vec(file(), 0..2),
+            level in level(), delimiter in prop_oneof![Just('\t'), Just('^'), Just('|'), Just('~')],
+        ) {
+            use crate::encode::{cef, leef};
+            let mut e = normalize_value("json", serde_json::json!({}), &id, &tenant, chrono::Utc::now()).unwrap();
+            (e.vendor, e.product, e.title, e.description, e.action) = (vendor, product, title, description, action);
+            e.rule = Some(Rule { id: rule_id, name: rule_name, groups: vec![] });
+            (e.source, e.target, e.files, e.severity.level) = (source, target, files, level);
+            let flat = |s: &str| s.replace(['\r', '\n'], " ");
+
+            let mut line = String::new();
+            cef::encode(&e, &mut line);
+            let record = cef::parse::parse(&line).map_err(|err| TestCaseError::fail(format!("{err}: {line:?}")))?;
+            let class = e.rule.as_ref().and_then(|r| r.id.clone()).unwrap_or_else(|| e.category.to_string());
+            let header: Vec<String> = [e.vendor.as_str(), &e.product, env!("CARGO_PKG_VERSION"), &class, &e.title].iter().map(|s| flat(s)).collect();
+            prop_assert_eq!(&record.header[0], "0");
+            prop_assert_eq!(&record.header[1..6], &header[..]);
+            prop_assert_eq!(&record.header[6], &cef::severity(level).to_string());
+            let expected: Vec<(String, String)> = cef::extension(&e).into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+            prop_assert_eq!(record.extension, expected);
+
+            let mut line = String::new();
+            leef::encode(&e, delimiter, &mut line);
+            let record = leef::parse::parse(&line).map_err(|err| TestCaseError::fail(format!("{err}: {line:?}")))?;
+            let header: Vec<String> = [e.vendor.as_str(), &e.product, env!("CARGO_PKG_VERSION"), &class].iter().map(|s| flat(s)).collect();
+            prop_assert_eq!(record.header, header);
+            let expected: Vec<(String, String)> = leef::attributes(&e).into_iter().map(|(k, v)| (k.to_string(), flat(&v))).collect();
+            prop_assert_eq!(record.attributes, expected);
+        }
+
+        #[test]
         fn arbitrary_json_never_panics_a_decoder(doc in arbitrary_json(), which in 0usize..10) {
             let vendor = VENDORS[which];
             let _ = normalize_value(vendor, doc, "id", "t", chrono::Utc::now());
@@ -313,8 +348,8 @@ fn vrl_errors_say_where() {
     assert!(failing.apply(&serde_json::json!({"text": "{not json"})).is_err());
 }
 
-/// Golden files: every fixture through its decoder to `event`, `idmefv2` and `ecs`, compared with
-/// `tests/golden/<vendor>.<format>.jsonl`. After an intended change, regenerate them with
+/// Golden files: every fixture through its decoder to `event`, `idmefv2`, `ecs`, `cef` and `leef`,
+/// compared with `tests/golden/<vendor>.<format>[.jsonl]`. After an intended change, regenerate them with
 /// `UPDATE_GOLDEN=1 cargo test golden` and review the diff.
 #[test]
 fn golden_outputs_of_every_fixture() {
@@ -327,12 +362,13 @@ fn golden_outputs_of_every_fixture() {
         let decoder = Decoder::parse(vendor).unwrap();
         let origin = Origin { tenant: "acme".into(), source: (*vendor).into(), vendor: (*vendor).into() };
         let events: Vec<_> = inputs(vendor).iter().flat_map(|l| decoder.decode_line(l, &origin, now).unwrap()).collect();
-        for (format, name) in [(Format::Event, "event"), (Format::Idmefv2, "idmefv2"), (Format::Ecs, "ecs")] {
+        let formats = [(Format::Event, "event.jsonl"), (Format::Idmefv2, "idmefv2.jsonl"), (Format::Ecs, "ecs.jsonl"), (Format::Cef, "cef"), (Format::Leef, "leef")];
+        for (format, name) in formats {
             let mut out = Vec::new();
             for e in &events {
                 format.encode_line(e, &mut out);
             }
-            let path = dir.join(format!("{vendor}.{name}.jsonl"));
+            let path = dir.join(format!("{vendor}.{name}"));
             if update {
                 std::fs::create_dir_all(&dir).unwrap();
                 std::fs::write(&path, &out).unwrap();

@@ -11,6 +11,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::{Emitter, SinkMap, sink_worker};
 use crate::config::{Config, SinkConfig, TenantConfig};
+use crate::sinks::status::{SinkStatus, StatusMap};
 use crate::sources::SourceContext;
 use crate::store::Store;
 
@@ -22,6 +23,7 @@ pub struct Runtime {
     store: Store,
     sinks: SinkMap,
     sink_tasks: HashMap<String, JoinHandle<()>>,
+    statuses: StatusMap,
     tenants: HashMap<String, TenantTask>,
     /// (tenant, source) pairs that have run in this process; see [`SourceContext::first_run_in_process`].
     started_sources: HashSet<(String, String)>,
@@ -57,6 +59,7 @@ impl Runtime {
             store,
             sinks: Arc::new(RwLock::new(HashMap::new())),
             sink_tasks: HashMap::new(),
+            statuses: StatusMap::default(),
             tenants: HashMap::new(),
             started_sources: HashSet::new(),
         };
@@ -72,6 +75,11 @@ impl Runtime {
         &self.store
     }
 
+    /// Health and statistics of the running sinks.
+    pub fn statuses(&self) -> &StatusMap {
+        &self.statuses
+    }
+
     /// Moves the running system to `new`, touching only what differs. On error nothing changed.
     pub async fn apply(&mut self, new: Config) -> anyhow::Result<Changes> {
         anyhow::ensure!(
@@ -83,7 +91,7 @@ impl Runtime {
         let mut built = Vec::new();
         for (name, sink) in &new.sinks {
             if self.config.sinks.get(name) != Some(sink) {
-                let instance = sink.settings.build(name, &self.store).with_context(|| format!("sink `{name}`"))?;
+                let instance = sink.settings.build(name, &self.store, &sink.policy).with_context(|| format!("sink `{name}`"))?;
                 built.push((sink.clone(), instance));
             }
         }
@@ -115,13 +123,14 @@ impl Runtime {
             .collect();
         for name in retiring {
             self.sinks.write().expect("sink map poisoned").remove(&name);
+            self.statuses.write().expect("status map poisoned").remove(&name);
             if let Some(join) = self.sink_tasks.remove(&name) {
                 let _ = join.await;
             }
             changes.sinks_stopped.push(name);
         }
         for (sink, instance) in built {
-            self.start_sink(&sink, instance);
+            self.start_sink(&sink, instance).await;
             changes.sinks_started.push(sink.name.clone());
         }
 
@@ -135,8 +144,18 @@ impl Runtime {
         Ok(changes)
     }
 
-    fn start_sink(&mut self, sink: &SinkConfig, instance: Box<dyn crate::sinks::Sink>) {
-        let (handle, join) = sink_worker::spawn(sink.name.clone(), instance, self.store.clone());
+    async fn start_sink(&mut self, sink: &SinkConfig, instance: Box<dyn crate::sinks::Sink>) {
+        let stored = self.store.sink_stats(&sink.name).await.unwrap_or_else(|e| {
+            tracing::warn!(sink = %sink.name, error = %format!("{e:#}"), "cannot read sink statistics; starting from zero");
+            None
+        });
+        let (pending, pending_bytes) = self.store.outbox_size(&sink.name).await.unwrap_or_else(|e| {
+            tracing::error!(sink = %sink.name, error = %format!("{e:#}"), "cannot read the outbox size");
+            (1, 0)
+        });
+        let status = SinkStatus::new(stored, pending, pending_bytes);
+        self.statuses.write().expect("status map poisoned").insert(sink.name.clone(), status.clone());
+        let (handle, join) = sink_worker::spawn(sink.name.clone(), instance, self.store.clone(), sink.policy.clone(), status);
         self.sinks.write().expect("sink map poisoned").insert(sink.name.clone(), handle);
         self.sink_tasks.insert(sink.name.clone(), join);
         tracing::info!(sink = %sink.name, "sink started");

@@ -15,6 +15,7 @@ use crate::model::Event;
 const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0001_initial.sql"),
     include_str!("migrations/0002_dead_letters.sql"),
+    include_str!("migrations/0003_sink_stats.sql"),
 ];
 
 #[derive(Clone)]
@@ -94,10 +95,12 @@ impl Store {
         .await
     }
 
-    /// Appends the events of `batches` to a sink's outbox in one transaction.
-    pub async fn outbox_push(&self, sink: &str, batches: &[crate::pipeline::Batch]) -> anyhow::Result<()> {
+    /// Appends the events of `batches` to a sink's outbox in one transaction. Returns the bytes
+    /// stored.
+    pub async fn outbox_push(&self, sink: &str, batches: &[crate::pipeline::Batch]) -> anyhow::Result<u64> {
         let payloads: Vec<Vec<u8>> =
             batches.iter().flat_map(|b| b.iter()).map(|e| serde_json::to_vec(e).expect("events serialize")).collect();
+        let bytes = payloads.iter().map(|p| p.len() as u64).sum();
         let sink = sink.to_string();
         self.with(move |c| {
             let tx = c.transaction()?;
@@ -110,11 +113,13 @@ impl Store {
             }
             tx.commit()
         })
-        .await
+        .await?;
+        Ok(bytes)
     }
 
-    /// The oldest `limit` events of a sink's outbox, with the id to pass to [`Self::outbox_ack`].
-    pub async fn outbox_peek(&self, sink: &str, limit: usize) -> anyhow::Result<(Vec<Event>, Option<i64>)> {
+    /// The oldest `limit` events of a sink's outbox, with the id to pass to [`Self::outbox_ack`]
+    /// and their stored size in bytes.
+    pub async fn outbox_peek(&self, sink: &str, limit: usize) -> anyhow::Result<(Vec<Event>, Option<i64>, u64)> {
         let sink = sink.to_string();
         let rows: Vec<(i64, Vec<u8>)> = self
             .with(move |c| {
@@ -124,11 +129,12 @@ impl Store {
             })
             .await?;
         let last = rows.last().map(|r| r.0);
+        let bytes = rows.iter().map(|r| r.1.len() as u64).sum();
         let events = rows
             .into_iter()
             .map(|(id, p)| serde_json::from_slice(&p).with_context(|| format!("outbox row {id} is corrupt")))
             .collect::<anyhow::Result<_>>()?;
-        Ok((events, last))
+        Ok((events, last, bytes))
     }
 
     /// Removes a sink's outbox rows up to and including `last_id` (they were delivered).
@@ -163,6 +169,81 @@ impl Store {
             })
             .await?;
         rows.into_iter().map(|(p, e)| Ok((serde_json::from_slice(&p)?, e))).collect()
+    }
+
+    /// Events and bytes in a sink's outbox.
+    pub async fn outbox_size(&self, sink: &str) -> anyhow::Result<(u64, u64)> {
+        let sink = sink.to_string();
+        self.with(move |c| {
+            c.query_row("SELECT COUNT(*), COALESCE(SUM(length(payload)), 0) FROM outbox WHERE sink = ?1", params![sink], |r| {
+                Ok((r.get::<_, i64>(0)? as u64, r.get::<_, i64>(1)? as u64))
+            })
+        })
+        .await
+    }
+
+    pub async fn dead_letter_count(&self, sink: &str) -> anyhow::Result<u64> {
+        let sink = sink.to_string();
+        self.with(move |c| c.query_row("SELECT COUNT(*) FROM dead_letters WHERE sink = ?1", params![sink], |r| r.get::<_, i64>(0)))
+            .await
+            .map(|n| n as u64)
+    }
+
+    /// The stored statistics of a sink, if it ever ran.
+    pub async fn sink_stats(&self, sink: &str) -> anyhow::Result<Option<crate::sinks::status::StoredStats>> {
+        let sink = sink.to_string();
+        self.with(move |c| {
+            c.query_row(
+                "SELECT sent, failed, dead_lettered, filtered, truncated, health, health_reason, last_error, last_error_at, \
+                 last_success_at, updated_at FROM sink_stats WHERE sink = ?1",
+                params![sink],
+                |r| {
+                    Ok(crate::sinks::status::StoredStats {
+                        sent: r.get::<_, i64>(0)? as u64,
+                        failed: r.get::<_, i64>(1)? as u64,
+                        dead_lettered: r.get::<_, i64>(2)? as u64,
+                        filtered: r.get::<_, i64>(3)? as u64,
+                        truncated: r.get::<_, i64>(4)? as u64,
+                        health: r.get(5)?,
+                        health_reason: r.get(6)?,
+                        last_error: r.get(7)?,
+                        last_error_at: r.get(8)?,
+                        last_success_at: r.get(9)?,
+                        updated_at: r.get(10)?,
+                    })
+                },
+            )
+            .optional()
+        })
+        .await
+    }
+
+    pub async fn save_sink_stats(&self, sink: &str, s: crate::sinks::status::StoredStats) -> anyhow::Result<()> {
+        let sink = sink.to_string();
+        self.with(move |c| {
+            c.execute(
+                "INSERT INTO sink_stats (sink, sent, failed, dead_lettered, filtered, truncated, health, health_reason, \
+                 last_error, last_error_at, last_success_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12) \
+                 ON CONFLICT (sink) DO UPDATE SET sent = ?2, failed = ?3, dead_lettered = ?4, filtered = ?5, truncated = ?6, \
+                 health = ?7, health_reason = ?8, last_error = ?9, last_error_at = ?10, last_success_at = ?11, updated_at = ?12",
+                params![
+                    sink,
+                    s.sent as i64,
+                    s.failed as i64,
+                    s.dead_lettered as i64,
+                    s.filtered as i64,
+                    s.truncated as i64,
+                    s.health,
+                    s.health_reason,
+                    s.last_error,
+                    s.last_error_at,
+                    s.last_success_at,
+                    now()
+                ],
+            )
+            .map(|_| ())
+        })
+        .await
     }
 
     pub async fn outbox_len(&self, sink: &str) -> anyhow::Result<u64> {
@@ -221,7 +302,7 @@ mod tests {
         store.outbox_push("a", &batch(vec![ev(1), ev(2)])).await.unwrap();
         store.outbox_push("b", &batch(vec![ev(9)])).await.unwrap();
         store.outbox_push("a", &batch(vec![ev(3)])).await.unwrap();
-        let (events, last) = store.outbox_peek("a", 2).await.unwrap();
+        let (events, last, _) = store.outbox_peek("a", 2).await.unwrap();
         assert_eq!(events.iter().map(|e| e.raw.get()).collect::<Vec<_>>(), ["{\"n\":1}", "{\"n\":2}"]);
         store.outbox_ack("a", last.unwrap()).await.unwrap();
         assert_eq!(store.outbox_len("a").await.unwrap(), 1);

@@ -18,7 +18,7 @@ use serde::{Deserialize, Deserializer};
 
 use crate::encode::Format;
 use crate::pipeline::Batch;
-use crate::sinks::Sink;
+use crate::sinks::{Sink, Written};
 use template::{PathTemplate, UUID_MARK};
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -77,7 +77,7 @@ impl FileSink {
 }
 
 impl Sink for FileSink {
-    fn write<'a>(&'a mut self, batches: &'a [Batch]) -> BoxFuture<'a, anyhow::Result<()>> {
+    fn write<'a>(&'a mut self, batches: &'a [Batch]) -> BoxFuture<'a, anyhow::Result<Written>> {
         let state = self.state.clone();
         let name = self.name.clone();
         // Encoding and rendering need no file system; do them here, then hand bytes to a blocking
@@ -92,7 +92,8 @@ impl Sink for FileSink {
                 st.write_groups(groups).with_context(|| format!("sink `{name}`"))
             })
             .await
-            .context("file sink writer thread failed")?
+            .context("file sink writer thread failed")??;
+            Ok(Written::default())
         })
     }
 }

@@ -9,10 +9,9 @@
 use std::num::NonZeroUsize;
 use std::time::Duration;
 
-use anyhow::{Context, bail};
+use anyhow::bail;
 use futures::StreamExt;
 use futures::future::BoxFuture;
-use rand::Rng;
 use reqwest::StatusCode;
 use serde::Deserialize;
 
@@ -21,8 +20,7 @@ use crate::encode::idmefv2;
 use crate::model::Event;
 use crate::normalize::normalize_lossless;
 use crate::pipeline::Batch;
-use crate::sinks::Sink;
-use crate::store::Store;
+use crate::sinks::{Sink, SinkContext, Written, http};
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -38,7 +36,7 @@ pub struct IdmefHttpConfig {
     /// Requests in flight at once.
     #[serde(default = "default_concurrency")]
     pub concurrency: NonZeroUsize,
-    /// Attempts per message before the batch is left in the outbox.
+    /// Attempts per message before the batch is left in the outbox (overrides `retry.max_attempts`).
     #[serde(default = "default_attempts")]
     pub max_attempts: u32,
     /// Accept a server certificate that does not verify (test setups only).
@@ -85,10 +83,9 @@ impl IdmefHttpConfig {
 }
 
 pub struct IdmefHttpSink {
-    name: String,
     config: IdmefHttpConfig,
     http: reqwest::Client,
-    store: Store,
+    ctx: SinkContext,
 }
 
 enum Outcome {
@@ -98,14 +95,10 @@ enum Outcome {
 }
 
 impl IdmefHttpSink {
-    pub fn new(name: &str, config: IdmefHttpConfig, store: Store) -> anyhow::Result<Self> {
-        let http = reqwest::Client::builder()
-            .user_agent(concat!("sluice/", env!("CARGO_PKG_VERSION")))
-            .timeout(config.timeout)
-            .danger_accept_invalid_certs(config.tls_insecure)
-            .build()
-            .context("building the HTTP client")?;
-        Ok(IdmefHttpSink { name: name.to_string(), config, http, store })
+    pub fn new(config: IdmefHttpConfig, ctx: SinkContext) -> anyhow::Result<Self> {
+        let tls = http::TlsConfig { ca_file: None, insecure: config.tls_insecure };
+        let http = http::client(&tls, config.timeout)?;
+        Ok(IdmefHttpSink { config, http, ctx })
     }
 
     async fn post(&self, body: Vec<u8>) -> anyhow::Result<Outcome> {
@@ -120,13 +113,8 @@ impl IdmefHttpSink {
                 Ok(r) if r.status().is_success() => return Ok(Outcome::Delivered),
                 Ok(r) => {
                     let status = r.status();
-                    let wait = r
-                        .headers()
-                        .get(reqwest::header::RETRY_AFTER)
-                        .and_then(|v| v.to_str().ok())
-                        .and_then(|v| v.trim().parse::<u64>().ok())
-                        .map(Duration::from_secs);
-                    let text: String = r.text().await.unwrap_or_default().chars().take(500).collect();
+                    let wait = http::retry_after(r.headers());
+                    let text = http::excerpt(&r.text().await.unwrap_or_default());
                     let retryable = status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS || status == StatusCode::REQUEST_TIMEOUT;
                     if !retryable {
                         return Ok(Outcome::Refused(format!("{status}: {text}")));
@@ -138,16 +126,15 @@ impl IdmefHttpSink {
             if !retryable || attempt >= self.config.max_attempts {
                 bail!("POST {}: {error} (after {attempt} attempts)", self.config.url);
             }
-            let base = Duration::from_millis(200) * 2u32.pow(attempt.min(8));
-            let wait = wait.unwrap_or_else(|| base / 2 + rand::rng().random_range(Duration::ZERO..=base / 2));
-            tracing::debug!(sink = %self.name, error, retry_in = ?wait, "IDMEFv2 POST failed; retrying");
-            tokio::time::sleep(wait.min(Duration::from_secs(60))).await;
+            let wait = self.ctx.policy.retry.backoff(attempt, wait);
+            tracing::debug!(sink = %self.ctx.name, error, retry_in = ?wait, "IDMEFv2 POST failed; retrying");
+            tokio::time::sleep(wait).await;
         }
     }
 }
 
 impl Sink for IdmefHttpSink {
-    fn write<'a>(&'a mut self, batches: &'a [Batch]) -> BoxFuture<'a, anyhow::Result<()>> {
+    fn write<'a>(&'a mut self, batches: &'a [Batch]) -> BoxFuture<'a, anyhow::Result<Written>> {
         let this: &IdmefHttpSink = self;
         Box::pin(async move {
             let events: Vec<&Event> = batches.iter().flat_map(|b| b.iter()).collect();
@@ -163,15 +150,12 @@ impl Sink for IdmefHttpSink {
                 .collect()
                 .await;
             let mut first_error = None;
+            let mut written = Written::default();
             for (i, result) in results {
                 let event = events[i];
                 match result {
                     Ok(Outcome::Delivered) => {}
-                    Ok(Outcome::Refused(reason)) => {
-                        tracing::warn!(sink = %this.name, event = %event.id, reason, "IDMEFv2 message refused; dead-lettered");
-                        metrics::counter!("sluice_sink_dead_letters_total", "sink" => this.name.clone()).increment(1);
-                        this.store.dead_letter(&this.name, event, &reason).await?;
-                    }
+                    Ok(Outcome::Refused(reason)) => this.ctx.dead_letter(event, &reason, &mut written).await?,
                     Err(e) => {
                         first_error.get_or_insert(e);
                     }
@@ -181,7 +165,7 @@ impl Sink for IdmefHttpSink {
             // stable, so a receiver can recognise them.
             match first_error {
                 Some(e) => Err(e),
-                None => Ok(()),
+                None => Ok(written),
             }
         })
     }

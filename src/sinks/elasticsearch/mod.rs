@@ -1,0 +1,356 @@
+//! `type: elasticsearch`: Elasticsearch or OpenSearch through the Bulk API.
+//!
+//! Every document is a `create` with `_id` = the event's stable id, so a replay (after a crash,
+//! a timeout, a reset) can never index an event twice: the second `create` answers 409, which
+//! counts as delivered. Index names may carry the date the event was received
+//! (`sluice-%YYYY.%MM.%DD`) and the tenant (`%TENANCY`); with `mode: data_stream` the name is a
+//! data stream (`logs-sluice-default`), which accepts only `create` and needs `@timestamp`.
+//!
+//! Bulk answers are read item by item: 201 and 409 delivered; 429 and 5xx retried alone with
+//! backoff, dead-lettered once `retry.max_attempts` is spent; any other 4xx (a mapping error)
+//! dead-lettered at once with ES's reason. A whole request answered 429/5xx, or lost to a
+//! timeout or reset, is retried, then the write fails and the events wait in the outbox; 413
+//! halves the request; 401/403 fail the sink until the credentials are fixed.
+
+use std::num::NonZeroUsize;
+use std::time::Duration;
+
+use anyhow::{Context, anyhow, bail};
+use futures::StreamExt;
+use futures::future::BoxFuture;
+use serde::{Deserialize, Deserializer};
+use serde_json::Value;
+
+use crate::config::{Secret, duration};
+use crate::encode::Format;
+use crate::model::Event;
+use crate::pipeline::Batch;
+use crate::sinks::file::template::PathTemplate;
+use crate::sinks::splunk_hec::Compression;
+use crate::sinks::{Sink, SinkContext, Written, http};
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EsConfig {
+    /// The cluster's URL, e.g. `https://es.example.com:9200`.
+    pub url: String,
+    /// Index (or data stream) name; `%YYYY %MM %DD %hh` (date received), `%TENANCY`, `%TAG`
+    /// (source name). Default: `sluice-%YYYY.%MM.%DD`.
+    #[serde(default = "default_index", deserialize_with = "index_de")]
+    pub index: PathTemplate,
+    #[serde(default)]
+    pub mode: Mode,
+    #[serde(default)]
+    pub username: Option<String>,
+    #[serde(default)]
+    pub password: Option<Secret>,
+    /// `Authorization: ApiKey <api_key>`: the base64 `id:key` that Elasticsearch's
+    /// create-API-key answer calls `encoded`.
+    #[serde(default)]
+    pub api_key: Option<Secret>,
+    /// An ingest pipeline to run on every document.
+    #[serde(default)]
+    pub pipeline: Option<String>,
+    #[serde(default = "default_format")]
+    pub format: Format,
+    #[serde(default)]
+    pub compression: Compression,
+    #[serde(default)]
+    pub tls: http::TlsConfig,
+    #[serde(default = "default_timeout", with = "duration")]
+    pub timeout: Duration,
+    #[serde(default = "default_concurrency")]
+    pub concurrency: NonZeroUsize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    /// Regular indices.
+    #[default]
+    Bulk,
+    /// A data stream: `index` names it.
+    DataStream,
+}
+
+fn default_index() -> PathTemplate {
+    PathTemplate::parse("sluice-%YYYY.%MM.%DD").expect("a valid template")
+}
+fn index_de<'de, D: Deserializer<'de>>(d: D) -> Result<PathTemplate, D::Error> {
+    let text = String::deserialize(d)?;
+    if text.contains("%UUID") {
+        return Err(serde::de::Error::custom("%UUID is not allowed in an index name"));
+    }
+    // Variables are upper case; the literal parts must not be (Elasticsearch refuses them).
+    let literal = ["%YYYY", "%MM", "%DD", "%hh", "%TENANCY", "%TAG"].iter().fold(text.clone(), |t, v| t.replace(v, ""));
+    if literal.chars().any(|c| c.is_ascii_uppercase()) {
+        return Err(serde::de::Error::custom("index names must be lower case"));
+    }
+    PathTemplate::parse(&text).map_err(serde::de::Error::custom)
+}
+fn default_format() -> Format {
+    Format::Ecs
+}
+fn default_timeout() -> Duration {
+    Duration::from_secs(30)
+}
+fn default_concurrency() -> NonZeroUsize {
+    NonZeroUsize::new(4).unwrap()
+}
+
+impl EsConfig {
+    pub fn problems(&self) -> Vec<(&'static str, String)> {
+        let mut out = Vec::new();
+        if let Some(p) = http::url_problem(&self.url) {
+            out.push(("url", p));
+        }
+        if self.password.is_some() && self.username.is_none() {
+            out.push(("username", "required with password".into()));
+        }
+        if self.username.is_some() && self.api_key.is_some() {
+            out.push(("api_key", "give either username/password or api_key, not both".into()));
+        }
+        if !self.format.is_json() {
+            out.push(("format", "Elasticsearch documents must be JSON: use ecs, event, raw, idmefv2 …".into()));
+        }
+        out.extend(self.tls.problems("tls.ca_file"));
+        out
+    }
+}
+
+pub struct EsSink {
+    config: EsConfig,
+    ctx: SinkContext,
+    client: reqwest::Client,
+    bulk_url: String,
+    base_url: String,
+}
+
+/// One bulk item: the event's position in the write, its action + document lines, and how
+/// often it was answered with a transient error.
+struct Item {
+    index: usize,
+    lines: Vec<u8>,
+    attempts: u32,
+}
+
+/// What became of one bulk request.
+#[derive(Default)]
+struct Outcome {
+    /// Requests to send again (items answered with a transient error, or a halved request).
+    again: Vec<Vec<Item>>,
+    /// (event position, reason) refused for good.
+    dead: Vec<(usize, String)>,
+}
+
+impl EsSink {
+    pub fn new(config: EsConfig, ctx: SinkContext) -> anyhow::Result<Self> {
+        let client = http::client(&config.tls, config.timeout)?;
+        let base_url = config.url.trim_end_matches('/').to_string();
+        let mut bulk_url = reqwest::Url::parse(&format!("{base_url}/_bulk")).context("bulk URL")?;
+        if let Some(p) = &config.pipeline {
+            bulk_url.query_pairs_mut().append_pair("pipeline", p);
+        }
+        let bulk_url = bulk_url.to_string();
+        Ok(EsSink { config, ctx, client, bulk_url, base_url })
+    }
+
+    fn authorize(&self, request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        if let Some(key) = &self.config.api_key {
+            request.header("Authorization", format!("ApiKey {}", key.expose()))
+        } else if let Some(user) = &self.config.username {
+            request.basic_auth(user, self.config.password.as_ref().map(Secret::expose))
+        } else {
+            request
+        }
+    }
+
+    /// The action line and document of one event.
+    fn item(&self, position: usize, event: &Event) -> Item {
+        let mut index = String::new();
+        self.config.index.render_key(event, &mut index);
+        let index = index.to_lowercase();
+        let mut lines = Vec::with_capacity(event.raw.get().len() * 2 + 128);
+        lines.extend_from_slice(b"{\"create\":{\"_index\":");
+        serde_json::to_writer(&mut lines, &index).expect("writing to a Vec cannot fail");
+        lines.extend_from_slice(b",\"_id\":");
+        serde_json::to_writer(&mut lines, &event.id).expect("writing to a Vec cannot fail");
+        lines.extend_from_slice(b"}}\n");
+        if self.config.mode == Mode::DataStream && !matches!(self.config.format, Format::Ecs) {
+            // A data stream needs `@timestamp` at the top level.
+            let mut doc = Vec::new();
+            self.config.format.encode_document(event, None, &mut doc);
+            let mut value: Value = serde_json::from_slice(&doc).unwrap_or(Value::Null);
+            if let Some(map) = value.as_object_mut() {
+                map.entry("@timestamp").or_insert_with(|| Value::String(event.received_at.to_rfc3339()));
+            } else {
+                value = serde_json::json!({"@timestamp": event.received_at.to_rfc3339(), "value": value});
+            }
+            serde_json::to_writer(&mut lines, &value).expect("writing to a Vec cannot fail");
+        } else {
+            self.config.format.encode_document(event, None, &mut lines);
+        }
+        lines.push(b'\n');
+        Item { index: position, lines, attempts: 0 }
+    }
+
+    fn body(&self, items: &[Item]) -> anyhow::Result<Vec<u8>> {
+        let size: usize = items.iter().map(|i| i.lines.len()).sum();
+        let mut body = Vec::with_capacity(size);
+        items.iter().for_each(|i| body.extend_from_slice(&i.lines));
+        Ok(match self.config.compression {
+            Compression::None => body,
+            Compression::Gzip => {
+                use std::io::Write;
+                let mut gz = flate2::write::GzEncoder::new(Vec::with_capacity(size / 4), flate2::Compression::fast());
+                gz.write_all(&body)?;
+                gz.finish()?
+            }
+        })
+    }
+
+    /// Sends one bulk request, retrying whole-request failures, and sorts its items.
+    async fn send(&self, items: Vec<Item>) -> anyhow::Result<Outcome> {
+        let body = self.body(&items)?;
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let mut request = self.authorize(self.client.post(&self.bulk_url)).header("Content-Type", "application/x-ndjson").body(body.clone());
+            if self.config.compression == Compression::Gzip {
+                request = request.header("Content-Encoding", "gzip");
+            }
+            let (error, retry_after) = match request.send().await {
+                Ok(response) => {
+                    let status = response.status();
+                    let retry_after = http::retry_after(response.headers());
+                    let text = response.text().await.unwrap_or_default();
+                    match status.as_u16() {
+                        200..=299 => return self.sort_items(items, &text),
+                        413 => return Ok(halve(items, format!("HTTP 413: {}", http::excerpt(&text)))),
+                        401 | 403 => bail!("Elasticsearch refused the credentials: HTTP {status}: {}", http::excerpt(&text)),
+                        408 | 429 | 500..=599 => (format!("HTTP {status}: {}", http::excerpt(&text)), retry_after),
+                        // A request-level 400 (malformed body) names no item: find the one.
+                        400 => return Ok(halve(items, format!("HTTP 400: {}", http::excerpt(&text)))),
+                        _ => bail!("POST {}: HTTP {status}: {}", self.bulk_url, http::excerpt(&text)),
+                    }
+                }
+                Err(e) => (format!("{e:#}"), None),
+            };
+            if attempt >= self.ctx.policy.retry.max_attempts {
+                bail!("POST {}: {error} (after {attempt} attempts)", self.bulk_url);
+            }
+            let wait = self.ctx.policy.retry.backoff(attempt, retry_after);
+            tracing::debug!(sink = %self.ctx.name, error, retry_in = ?wait, "bulk request failed; retrying");
+            tokio::time::sleep(wait).await;
+        }
+    }
+
+    fn sort_items(&self, items: Vec<Item>, text: &str) -> anyhow::Result<Outcome> {
+        #[derive(Deserialize)]
+        struct Reply {
+            errors: bool,
+            items: Vec<Value>,
+        }
+        let reply: Reply = serde_json::from_str(text).with_context(|| format!("unreadable bulk answer: {}", http::excerpt(text)))?;
+        let mut outcome = Outcome::default();
+        let mut again = Vec::new();
+        if !reply.errors {
+            return Ok(outcome);
+        }
+        if reply.items.len() != items.len() {
+            bail!("bulk answer has {} items for {} sent", reply.items.len(), items.len());
+        }
+        for (mut item, result) in items.into_iter().zip(reply.items) {
+            let result = result.as_object().and_then(|o| o.values().next()).cloned().unwrap_or(Value::Null);
+            let status = result.get("status").and_then(Value::as_u64).unwrap_or(0);
+            let reason = || {
+                let error = &result["error"];
+                format!(
+                    "{status} {}: {}",
+                    error.get("type").and_then(Value::as_str).unwrap_or("error"),
+                    error.get("reason").and_then(Value::as_str).unwrap_or("")
+                )
+            };
+            match status {
+                // 409 on create: the document is already there (a replay).
+                200..=299 | 409 => {}
+                429 | 500..=599 => {
+                    item.attempts += 1;
+                    if item.attempts >= self.ctx.policy.retry.max_attempts {
+                        outcome.dead.push((item.index, format!("still refused after {} attempts: {}", item.attempts, reason())));
+                    } else {
+                        again.push(item);
+                    }
+                }
+                _ => outcome.dead.push((item.index, reason())),
+            }
+        }
+        if !again.is_empty() {
+            outcome.again.push(again);
+        }
+        Ok(outcome)
+    }
+
+    async fn write_events(&self, events: Vec<&Event>) -> anyhow::Result<Written> {
+        let items: Vec<(Item, usize)> = events
+            .iter()
+            .enumerate()
+            .map(|(i, e)| {
+                let item = self.item(i, e);
+                let size = item.lines.len();
+                (item, size)
+            })
+            .collect();
+        let mut todo = self.ctx.policy.batch.split(items);
+        let mut written = Written::default();
+        let mut round = 0u32;
+        while !todo.is_empty() {
+            if round > 0 {
+                // Items answered 429/5xx: give the cluster a moment before their next try.
+                tokio::time::sleep(self.ctx.policy.retry.backoff(round, None)).await;
+            }
+            round += 1;
+            let outcomes: Vec<anyhow::Result<Outcome>> = futures::stream::iter(todo.drain(..))
+                .map(|items| self.send(items))
+                .buffer_unordered(self.config.concurrency.get())
+                .collect()
+                .await;
+            for outcome in outcomes {
+                let outcome = outcome?;
+                for (i, reason) in outcome.dead {
+                    self.ctx.dead_letter(events[i], &format!("Elasticsearch refused the document: {reason}"), &mut written).await?;
+                }
+                todo.extend(outcome.again);
+            }
+        }
+        Ok(written)
+    }
+}
+
+/// A refusal that names no item: halve until it stands alone, then dead-letter it.
+fn halve(mut items: Vec<Item>, what: String) -> Outcome {
+    if items.len() == 1 {
+        return Outcome { again: vec![], dead: vec![(items[0].index, what)] };
+    }
+    let second = items.split_off(items.len() / 2);
+    Outcome { again: vec![items, second], dead: vec![] }
+}
+
+impl Sink for EsSink {
+    fn write<'a>(&'a mut self, batches: &'a [Batch]) -> BoxFuture<'a, anyhow::Result<Written>> {
+        Box::pin(async move { self.write_events(batches.iter().flat_map(|b| b.iter()).collect()).await })
+    }
+
+    /// `GET /` (cluster info): reachability and credentials; writes nothing.
+    fn check(&mut self) -> BoxFuture<'_, anyhow::Result<()>> {
+        Box::pin(async move {
+            let response = self.authorize(self.client.get(&self.base_url)).send().await.with_context(|| format!("GET {}", self.base_url))?;
+            let status = response.status();
+            if status.is_success() {
+                return Ok(());
+            }
+            let text = response.text().await.unwrap_or_default();
+            Err(anyhow!("cluster info: HTTP {status}: {}", http::excerpt(&text)))
+        })
+    }
+}

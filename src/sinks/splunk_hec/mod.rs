@@ -1,0 +1,433 @@
+//! `type: splunk_hec`: Splunk HTTP Event Collector, `/services/collector/event`.
+//!
+//! Events go as concatenated JSON envelopes (`{"time","host","source","sourcetype","index",
+//! "event","fields"}`), split into requests by `batch.max_events`/`batch.max_bytes`, up to
+//! `concurrency` requests at once, optionally gzip-compressed, with `Authorization: Splunk`.
+//!
+//! Every HEC answer is handled as it means:
+//! - 200 code 0: indexed (with indexer acknowledgement: once its `ackId` is reported true).
+//! - 400 with `invalid-event-number` k (codes 6, 12, 13, 15): HEC indexed the events before k;
+//!   event k is dead-lettered with the reason; the rest is sent again.
+//! - any other 400, and 413: the request is halved until the refused event stands alone, which
+//!   is then dead-lettered.
+//! - 500, 503 (codes 8, 9, 18–20), 429, timeouts, resets: retried with backoff
+//!   (`retry.max_attempts`), then the write fails and the events wait in the outbox.
+//! - 401/403 (codes 1–4), code 7 (index not allowed for the token), 10/11/14 (channel or
+//!   acknowledgement settings): configuration problems. The write fails with HEC's text, the
+//!   sink turns `failed`, and the events wait in the outbox until the configuration is fixed.
+//!
+//! With `acknowledgements.enabled`, requests carry a channel and count as delivered only when
+//! `/services/collector/ack` reports their `ackId` true; requests not acknowledged within
+//! `acknowledgements.timeout` are sent again (at-least-once).
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::num::NonZeroUsize;
+use std::time::Duration;
+
+use anyhow::{Context, anyhow, bail};
+use futures::StreamExt;
+use futures::future::BoxFuture;
+use serde::Deserialize;
+use serde_json::Value;
+use tokio::time::Instant;
+
+use crate::config::{Secret, duration};
+use crate::encode::Format;
+use crate::model::Event;
+use crate::normalize::normalize_lossless;
+use crate::pipeline::Batch;
+use crate::sinks::{Sink, SinkContext, Written, http};
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HecConfig {
+    /// The HEC base URL, e.g. `https://splunk.example.com:8088`.
+    pub url: String,
+    pub token: Secret,
+    /// Target index; absent: the token's default index.
+    #[serde(default)]
+    pub index: Option<String>,
+    #[serde(default = "default_sourcetype")]
+    pub sourcetype: String,
+    /// `source` of every event; absent: `sluice:<source name>`.
+    #[serde(default)]
+    pub source: Option<String>,
+    /// `host` of every event; absent: the host the event is about (its analyzer), else this
+    /// machine's name.
+    #[serde(default)]
+    pub host: Option<String>,
+    /// The document under `event`: `event` (default), `ecs`, `idmefv2`, `raw`, `cef`, `leef` …
+    #[serde(default = "default_format")]
+    pub format: Format,
+    #[serde(default)]
+    pub compression: Compression,
+    #[serde(default)]
+    pub acknowledgements: AckConfig,
+    #[serde(default)]
+    pub tls: http::TlsConfig,
+    #[serde(default = "default_timeout", with = "duration")]
+    pub timeout: Duration,
+    /// Requests in flight at once.
+    #[serde(default = "default_concurrency")]
+    pub concurrency: NonZeroUsize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Compression {
+    #[default]
+    None,
+    Gzip,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AckConfig {
+    pub enabled: bool,
+    #[serde(with = "duration")]
+    pub poll_interval: Duration,
+    /// How long to wait for an acknowledgement before sending the request again.
+    #[serde(with = "duration")]
+    pub timeout: Duration,
+}
+
+impl Default for AckConfig {
+    fn default() -> Self {
+        AckConfig { enabled: false, poll_interval: Duration::from_millis(500), timeout: Duration::from_secs(60) }
+    }
+}
+
+fn default_sourcetype() -> String {
+    "_json".into()
+}
+fn default_format() -> Format {
+    Format::Event
+}
+fn default_timeout() -> Duration {
+    Duration::from_secs(30)
+}
+fn default_concurrency() -> NonZeroUsize {
+    NonZeroUsize::new(4).unwrap()
+}
+
+impl HecConfig {
+    pub fn problems(&self) -> Vec<(&'static str, String)> {
+        let mut out = Vec::new();
+        if let Some(p) = http::url_problem(&self.url) {
+            out.push(("url", p));
+        }
+        if self.token.expose().trim().is_empty() {
+            out.push(("token", "must not be empty".into()));
+        }
+        out.extend(self.tls.problems("tls.ca_file"));
+        if self.acknowledgements.enabled && self.acknowledgements.poll_interval.is_zero() {
+            out.push(("acknowledgements.poll_interval", "must be above 0".into()));
+        }
+        out
+    }
+}
+
+pub struct HecSink {
+    config: HecConfig,
+    ctx: SinkContext,
+    client: reqwest::Client,
+    event_url: String,
+    ack_url: String,
+    health_url: String,
+    /// The channel of this sink's requests (indexer acknowledgement).
+    channel: String,
+    default_host: String,
+}
+
+/// One HTTP request's worth of encoded envelopes: (index into the write's events, bytes).
+struct Request {
+    items: Vec<(usize, Vec<u8>)>,
+    /// Times it was sent and not acknowledged.
+    unacked: u32,
+}
+
+/// What became of one request.
+enum Outcome {
+    /// Indexed; with acknowledgement, the ackId to wait for.
+    Indexed(Request, Option<u64>),
+    /// Part of it is settled; the rest must go again.
+    Again { dead: Option<(usize, String)>, again: Vec<Request> },
+}
+
+impl HecSink {
+    pub fn new(config: HecConfig, ctx: SinkContext) -> anyhow::Result<Self> {
+        let client = http::client(&config.tls, config.timeout)?;
+        let base = config.url.trim_end_matches('/');
+        Ok(HecSink {
+            event_url: format!("{base}/services/collector/event"),
+            ack_url: format!("{base}/services/collector/ack"),
+            health_url: format!("{base}/services/collector/health"),
+            channel: uuid::Uuid::new_v4().to_string(),
+            default_host: crate::service::hostname(),
+            client,
+            config,
+            ctx,
+        })
+    }
+
+    /// One event's envelope, newline-terminated (HEC accepts whitespace between objects).
+    fn envelope(&self, event: &Event) -> Vec<u8> {
+        let format = self.config.format;
+        let model = format.is_normalized().then(|| normalize_lossless(event));
+        let time = model.as_ref().map(|m| m.time).unwrap_or(event.received_at);
+        let host = self
+            .config
+            .host
+            .as_deref()
+            .or_else(|| model.as_ref().and_then(|m| m.analyzer.hostname.as_deref()))
+            .unwrap_or(&self.default_host);
+        let mut doc = Vec::with_capacity(event.raw.get().len() * 2 + 256);
+        format.encode_document(event, model.as_ref(), &mut doc);
+        let mut out = Vec::with_capacity(doc.len() + 256);
+        out.extend_from_slice(format!("{{\"time\":{}.{:03},\"host\":", time.timestamp(), time.timestamp_subsec_millis()).as_bytes());
+        serde_json::to_writer(&mut out, host).expect("writing to a Vec cannot fail");
+        out.extend_from_slice(b",\"source\":");
+        match &self.config.source {
+            Some(s) => serde_json::to_writer(&mut out, s),
+            None => serde_json::to_writer(&mut out, &format!("sluice:{}", event.source)),
+        }
+        .expect("writing to a Vec cannot fail");
+        out.extend_from_slice(b",\"sourcetype\":");
+        serde_json::to_writer(&mut out, &self.config.sourcetype).expect("writing to a Vec cannot fail");
+        if let Some(index) = &self.config.index {
+            out.extend_from_slice(b",\"index\":");
+            serde_json::to_writer(&mut out, index).expect("writing to a Vec cannot fail");
+        }
+        out.extend_from_slice(b",\"event\":");
+        if format.is_json() {
+            out.extend_from_slice(&doc);
+        } else {
+            serde_json::to_writer(&mut out, &String::from_utf8_lossy(&doc)).expect("writing to a Vec cannot fail");
+        }
+        // Indexed fields: flat strings only (nested values are HEC error 15).
+        out.extend_from_slice(b",\"fields\":");
+        serde_json::to_writer(
+            &mut out,
+            &serde_json::json!({"tenant": &*event.tenant, "vendor": &*event.vendor, "sluice_source": &*event.source, "sluice_id": event.id}),
+        )
+        .expect("writing to a Vec cannot fail");
+        out.extend_from_slice(b"}\n");
+        out
+    }
+
+    fn body(&self, request: &Request) -> anyhow::Result<Vec<u8>> {
+        let size: usize = request.items.iter().map(|(_, b)| b.len()).sum();
+        match self.config.compression {
+            Compression::None => {
+                let mut body = Vec::with_capacity(size);
+                request.items.iter().for_each(|(_, b)| body.extend_from_slice(b));
+                Ok(body)
+            }
+            Compression::Gzip => {
+                let mut gz = flate2::write::GzEncoder::new(Vec::with_capacity(size / 4), flate2::Compression::fast());
+                for (_, b) in &request.items {
+                    gz.write_all(b)?;
+                }
+                Ok(gz.finish()?)
+            }
+        }
+    }
+
+    /// Sends one request, retrying transient failures, and says what became of it.
+    async fn send(&self, request: Request) -> anyhow::Result<Outcome> {
+        let body = self.body(&request)?;
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let mut req = self
+                .client
+                .post(&self.event_url)
+                .header("Authorization", format!("Splunk {}", self.config.token.expose()))
+                .header("Content-Type", "application/json")
+                .body(body.clone());
+            if self.config.compression == Compression::Gzip {
+                req = req.header("Content-Encoding", "gzip");
+            }
+            if self.config.acknowledgements.enabled {
+                req = req.header("X-Splunk-Request-Channel", &self.channel);
+            }
+            let (error, retry_after) = match req.send().await {
+                Ok(response) => {
+                    let status = response.status();
+                    let retry_after = http::retry_after(response.headers());
+                    let text = response.text().await.unwrap_or_default();
+                    let reply: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+                    let code = reply.get("code").and_then(Value::as_i64);
+                    let what = format!("HTTP {status}: {}", http::excerpt(&text));
+                    match (status.as_u16(), code) {
+                        (200..=299, Some(0) | None) => {
+                            let ack = reply.get("ackId").and_then(Value::as_u64);
+                            if self.config.acknowledgements.enabled && ack.is_none() {
+                                bail!("acknowledgements are enabled but HEC returned no ackId ({what}); is useACK on for this token?");
+                            }
+                            return Ok(Outcome::Indexed(request, ack));
+                        }
+                        (400, Some(6 | 12 | 13 | 15)) if reply.get("invalid-event-number").is_some() => {
+                            return Ok(split_at_invalid(request, &reply, &what));
+                        }
+                        (400, Some(code @ (7 | 10 | 11 | 14 | 16))) | (401 | 403, Some(code)) => {
+                            bail!("Splunk refused the configuration (code {code}): {what}");
+                        }
+                        (401 | 403, None) => bail!("Splunk refused the credentials: {what}"),
+                        (408 | 429 | 500..=599, _) => (what, retry_after),
+                        (400..=499, _) => return Ok(halve(request, what)),
+                        _ => (what, retry_after),
+                    }
+                }
+                Err(e) => (format!("{e:#}"), None),
+            };
+            if attempt >= self.ctx.policy.retry.max_attempts {
+                bail!("POST {}: {error} (after {attempt} attempts)", self.event_url);
+            }
+            let wait = self.ctx.policy.retry.backoff(attempt, retry_after);
+            tracing::debug!(sink = %self.ctx.name, error, retry_in = ?wait, "HEC request failed; retrying");
+            tokio::time::sleep(wait).await;
+        }
+    }
+
+    /// Polls `/services/collector/ack` until every request is acknowledged or the timeout
+    /// passes. Returns the requests still unacknowledged.
+    async fn wait_for_acks(&self, mut waiting: HashMap<u64, Request>) -> anyhow::Result<Vec<Request>> {
+        let deadline = Instant::now() + self.config.acknowledgements.timeout;
+        while !waiting.is_empty() && Instant::now() < deadline {
+            tokio::time::sleep(self.config.acknowledgements.poll_interval).await;
+            let ids: Vec<u64> = waiting.keys().copied().collect();
+            let response = self
+                .client
+                .post(&self.ack_url)
+                .header("Authorization", format!("Splunk {}", self.config.token.expose()))
+                .header("X-Splunk-Request-Channel", &self.channel)
+                .json(&serde_json::json!({ "acks": ids }))
+                .send()
+                .await;
+            let reply: Value = match response {
+                Ok(r) if r.status().is_success() => r.json().await.unwrap_or(Value::Null),
+                Ok(r) => {
+                    let status = r.status();
+                    let text = r.text().await.unwrap_or_default();
+                    if status.as_u16() == 400 {
+                        bail!("HEC acknowledgement query refused: HTTP {status}: {}", http::excerpt(&text));
+                    }
+                    tracing::debug!(sink = %self.ctx.name, %status, "HEC acknowledgement query failed; polling again");
+                    continue;
+                }
+                Err(e) => {
+                    tracing::debug!(sink = %self.ctx.name, error = %e, "HEC acknowledgement query failed; polling again");
+                    continue;
+                }
+            };
+            if let Some(acks) = reply.get("acks").and_then(Value::as_object) {
+                for (id, done) in acks {
+                    if done.as_bool() == Some(true)
+                        && let Ok(id) = id.parse::<u64>()
+                    {
+                        waiting.remove(&id);
+                    }
+                }
+            }
+        }
+        Ok(waiting.into_values().collect())
+    }
+
+    async fn write_events(&self, events: Vec<&Event>) -> anyhow::Result<Written> {
+        let encoded: Vec<((usize, Vec<u8>), usize)> = events
+            .iter()
+            .enumerate()
+            .map(|(i, e)| {
+                let bytes = self.envelope(e);
+                let len = bytes.len();
+                ((i, bytes), len)
+            })
+            .collect();
+        let mut todo: Vec<Request> =
+            self.ctx.policy.batch.split(encoded).into_iter().map(|items| Request { items, unacked: 0 }).collect();
+        let mut written = Written::default();
+        while !todo.is_empty() {
+            let outcomes: Vec<anyhow::Result<Outcome>> = futures::stream::iter(todo.drain(..))
+                .map(|r| self.send(r))
+                .buffer_unordered(self.config.concurrency.get())
+                .collect()
+                .await;
+            let mut waiting = HashMap::new();
+            for outcome in outcomes {
+                match outcome? {
+                    Outcome::Indexed(request, Some(ack)) if self.config.acknowledgements.enabled => {
+                        waiting.insert(ack, request);
+                    }
+                    Outcome::Indexed(..) => {}
+                    Outcome::Again { dead, again } => {
+                        if let Some((i, reason)) = dead {
+                            self.ctx.dead_letter(events[i], &reason, &mut written).await?;
+                        }
+                        todo.extend(again);
+                    }
+                }
+            }
+            for mut request in self.wait_for_acks(waiting).await? {
+                request.unacked += 1;
+                if request.unacked >= self.ctx.policy.retry.max_attempts {
+                    bail!("HEC did not acknowledge a request of {} events within {:?}, {} times", request.items.len(),
+                        self.config.acknowledgements.timeout, request.unacked);
+                }
+                tracing::debug!(sink = %self.ctx.name, events = request.items.len(), "request not acknowledged in time; sending it again");
+                todo.push(request);
+            }
+        }
+        Ok(written)
+    }
+}
+
+/// HEC indexed the events before `invalid-event-number`; that one is refused, the rest goes
+/// again.
+fn split_at_invalid(mut request: Request, reply: &Value, what: &str) -> Outcome {
+    let k = reply.get("invalid-event-number").and_then(Value::as_u64).unwrap_or(0) as usize;
+    if k >= request.items.len() {
+        return halve(request, what.to_string());
+    }
+    let rest = request.items.split_off(k + 1);
+    let (index, _) = request.items.pop().expect("k is in range");
+    let again = if rest.is_empty() { vec![] } else { vec![Request { items: rest, unacked: 0 }] };
+    Outcome::Again { dead: Some((index, format!("Splunk HEC refused the event: {what}"))), again }
+}
+
+/// A refusal that names no event: halve until the refused one stands alone.
+fn halve(mut request: Request, what: String) -> Outcome {
+    if request.items.len() == 1 {
+        let (index, _) = request.items.pop().expect("one item");
+        return Outcome::Again { dead: Some((index, format!("Splunk HEC refused the event: {what}"))), again: vec![] };
+    }
+    let second = request.items.split_off(request.items.len() / 2);
+    Outcome::Again { dead: None, again: vec![Request { items: request.items, unacked: 0 }, Request { items: second, unacked: 0 }] }
+}
+
+impl Sink for HecSink {
+    fn write<'a>(&'a mut self, batches: &'a [Batch]) -> BoxFuture<'a, anyhow::Result<Written>> {
+        Box::pin(async move { self.write_events(batches.iter().flat_map(|b| b.iter()).collect()).await })
+    }
+
+    /// `GET /services/collector/health` with the token: checks HEC and the token, writes nothing.
+    fn check(&mut self) -> BoxFuture<'_, anyhow::Result<()>> {
+        Box::pin(async move {
+            let response = self
+                .client
+                .get(&self.health_url)
+                .header("Authorization", format!("Splunk {}", self.config.token.expose()))
+                .send()
+                .await
+                .with_context(|| format!("GET {}", self.health_url))?;
+            let status = response.status();
+            let text = response.text().await.unwrap_or_default();
+            if status.is_success() {
+                Ok(())
+            } else {
+                Err(anyhow!("HEC health: HTTP {status}: {}", http::excerpt(&text)))
+            }
+        })
+    }
+}

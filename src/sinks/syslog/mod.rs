@@ -1,0 +1,460 @@
+//! `type: syslog`: RFC 5424 (default) or RFC 3164 messages over UDP, TCP or TLS (RFC 5425).
+//!
+//! TCP frames by octet counting (RFC 6587 §3.4.1) or by newline; TLS always counts octets, as
+//! RFC 5425 requires. The body is `cef` (default), `leef`, JSON (`event`, `ecs`, `idmefv2`,
+//! `raw`) or `text`. Each message carries `[<sd_id> tenant= source= vendor= id= kind=
+//! risk_score=]` structured data. UDP messages longer than `max_message_bytes` are cut (and
+//! counted); over TCP/TLS nothing is cut.
+//!
+//! Syslog has no application-level acknowledgement: a batch counts as delivered once the
+//! kernel took all of it (TCP/TLS: written and flushed on a connection that is still up). A
+//! connection that breaks is re-opened and the whole batch is written again.
+
+pub mod message;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, anyhow, bail};
+use futures::future::BoxFuture;
+use serde::Deserialize;
+use tokio::io::{AsyncWrite, AsyncWriteExt};
+use tokio::net::{TcpStream, UdpSocket};
+
+use crate::config::duration;
+use crate::encode::Format;
+use crate::normalize::normalize_lossless;
+use crate::pipeline::Batch;
+use crate::sinks::{Sink, SinkContext, Written};
+use message::{Facility, Header, SdElement};
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SyslogConfig {
+    /// `host:port` of the receiver.
+    pub address: String,
+    #[serde(default)]
+    pub transport: Transport,
+    #[serde(default)]
+    pub protocol: Protocol,
+    /// TCP only; TLS always counts octets.
+    #[serde(default)]
+    pub framing: Framing,
+    #[serde(default = "default_facility")]
+    pub facility: Facility,
+    #[serde(default = "default_app_name")]
+    pub app_name: String,
+    /// HOSTNAME of every message; absent: this machine's name.
+    #[serde(default)]
+    pub hostname: Option<String>,
+    /// The message body: `cef` (default), `leef`, `text`, or a JSON format (`event` = `json`,
+    /// `ecs`, `idmefv2`, `raw`).
+    #[serde(default = "default_format")]
+    pub format: Format,
+    /// Attribute separator of LEEF bodies (tab by default); another one is chosen for a record
+    /// whose values contain it.
+    #[serde(default = "default_leef_delimiter")]
+    pub leef_delimiter: char,
+    /// SD-ID of sluice's structured-data element (RFC 5424 wants `name@<private enterprise
+    /// number>`).
+    #[serde(default = "default_sd_id")]
+    pub sd_id: String,
+    /// UDP only: longer messages are cut to this many bytes (and counted). Default 2048 for RFC
+    /// 5424, 1024 for RFC 3164.
+    #[serde(default)]
+    pub max_message_bytes: Option<usize>,
+    #[serde(default)]
+    pub tls: TlsConfig,
+    /// Connect and write timeout.
+    #[serde(default = "default_timeout", with = "duration")]
+    pub timeout: Duration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Transport {
+    Udp,
+    #[default]
+    Tcp,
+    Tls,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Protocol {
+    #[default]
+    Rfc5424,
+    Rfc3164,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Framing {
+    #[default]
+    OctetCounting,
+    Newline,
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TlsConfig {
+    /// PEM CA certificates to trust instead of the system's.
+    pub ca_file: Option<std::path::PathBuf>,
+    /// Client certificate and key (PEM) for receivers that authenticate senders.
+    pub cert_file: Option<std::path::PathBuf>,
+    pub key_file: Option<std::path::PathBuf>,
+    /// The name the server certificate must carry; default: the host of `address`.
+    pub server_name: Option<String>,
+    /// Accept any server certificate (test setups only).
+    pub insecure: bool,
+}
+
+fn default_facility() -> Facility {
+    Facility::Local0
+}
+fn default_app_name() -> String {
+    "sluice".into()
+}
+fn default_format() -> Format {
+    Format::Cef
+}
+fn default_leef_delimiter() -> char {
+    '\t'
+}
+fn default_sd_id() -> String {
+    "sluice@32473".into()
+}
+fn default_timeout() -> Duration {
+    Duration::from_secs(10)
+}
+
+impl SyslogConfig {
+    pub fn problems(&self) -> Vec<(&'static str, String)> {
+        let mut out = Vec::new();
+        match self.address.rsplit_once(':') {
+            Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0) => {}
+            _ => out.push(("address", format!("`{}` is not host:port", self.address))),
+        }
+        if self.transport == Transport::Tls && self.framing == Framing::Newline {
+            out.push(("framing", "TLS transport always uses octet counting (RFC 5425)".into()));
+        }
+        if self.leef_delimiter == '=' || self.leef_delimiter == '\n' || self.leef_delimiter == '\r' {
+            out.push(("leef_delimiter", "must not be `=` or a line break".into()));
+        }
+        if self.sd_id.is_empty() || message::sd_name(&self.sd_id) != self.sd_id {
+            out.push(("sd_id", "1–32 printable ASCII characters without `=`, space, `]` or `\"`".into()));
+        }
+        if self.max_message_bytes.is_some_and(|m| m < 480) {
+            out.push(("max_message_bytes", "must be at least 480 (what every receiver must accept)".into()));
+        }
+        if self.tls.cert_file.is_some() != self.tls.key_file.is_some() {
+            out.push(("tls.key_file", "cert_file and key_file go together".into()));
+        }
+        for (field, path) in [("tls.ca_file", &self.tls.ca_file), ("tls.cert_file", &self.tls.cert_file), ("tls.key_file", &self.tls.key_file)] {
+            if let Some(p) = path
+                && !p.is_file()
+            {
+                out.push((field, format!("{} does not exist", p.display())));
+            }
+        }
+        out
+    }
+
+    fn max_udp_bytes(&self) -> usize {
+        self.max_message_bytes.unwrap_or(match self.protocol {
+            Protocol::Rfc5424 => 2048,
+            Protocol::Rfc3164 => 1024,
+        })
+    }
+}
+
+type Stream = Box<dyn AsyncWrite + Send + Sync + Unpin>;
+
+pub struct SyslogSink {
+    config: SyslogConfig,
+    ctx: SinkContext,
+    header: Header,
+    tls: Option<(tokio_rustls::TlsConnector, rustls::pki_types::ServerName<'static>)>,
+    /// The open TCP/TLS connection, if any.
+    stream: Option<Stream>,
+    udp: Option<UdpSocket>,
+}
+
+impl SyslogSink {
+    pub fn new(config: SyslogConfig, ctx: SinkContext) -> anyhow::Result<Self> {
+        let hostname = config.hostname.clone().unwrap_or_else(crate::service::hostname);
+        let header = Header::new(config.facility, &hostname, &config.app_name);
+        let tls = match config.transport {
+            Transport::Tls => Some(tls_connector(&config)?),
+            _ => None,
+        };
+        Ok(SyslogSink { config, ctx, header, tls, stream: None, udp: None })
+    }
+
+    /// Encodes one event as a syslog message (no framing).
+    fn message(&self, event: &crate::model::Event, out: &mut Vec<u8>) {
+        let model = normalize_lossless(event);
+        let mut body = Vec::with_capacity(512);
+        if self.config.format == Format::Leef {
+            let mut text = String::new();
+            crate::encode::leef::encode(&model, self.config.leef_delimiter, &mut text);
+            body.extend_from_slice(text.as_bytes());
+        } else {
+            self.config.format.encode_document(event, Some(&model), &mut body);
+        }
+        let body = String::from_utf8_lossy(&body);
+        let severity = message::severity(model.severity.level);
+        match self.config.protocol {
+            Protocol::Rfc5424 => {
+                let kind = serde_json::to_value(model.kind).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
+                let risk = model.risk_score.to_string();
+                let sd = [SdElement {
+                    id: &self.config.sd_id,
+                    params: vec![
+                        ("tenant", &event.tenant),
+                        ("source", &event.source),
+                        ("vendor", &event.vendor),
+                        ("id", &event.id),
+                        ("kind", &kind),
+                        ("risk_score", &risk),
+                    ],
+                }];
+                message::rfc5424(&self.header, severity, model.time, &kind, &sd, &body, out);
+            }
+            Protocol::Rfc3164 => message::rfc3164(&self.header, severity, model.time, &body, out),
+        }
+    }
+
+    async fn connect(&self) -> anyhow::Result<Stream> {
+        let connect = async {
+            let tcp = TcpStream::connect(&self.config.address).await.with_context(|| format!("connecting to {}", self.config.address))?;
+            tcp.set_nodelay(true).ok();
+            Ok::<Stream, anyhow::Error>(match &self.tls {
+                Some((connector, name)) => {
+                    Box::new(connector.connect(name.clone(), tcp).await.with_context(|| format!("TLS handshake with {}", self.config.address))?)
+                }
+                None => Box::new(tcp),
+            })
+        };
+        tokio::time::timeout(self.config.timeout, connect).await.map_err(|_| anyhow!("connecting to {}: timed out", self.config.address))?
+    }
+
+    /// Writes framed messages on the stream, opening it first when needed.
+    async fn send_stream(&mut self, bytes: &[u8]) -> anyhow::Result<()> {
+        if self.stream.is_none() {
+            self.stream = Some(self.connect().await?);
+        }
+        let stream = self.stream.as_mut().expect("connected");
+        let write = async {
+            stream.write_all(bytes).await?;
+            stream.flush().await
+        };
+        match tokio::time::timeout(self.config.timeout, write).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => {
+                self.stream = None;
+                Err(anyhow!(e).context(format!("writing to {}", self.config.address)))
+            }
+            Err(_) => {
+                self.stream = None;
+                bail!("writing to {}: timed out", self.config.address)
+            }
+        }
+    }
+
+    async fn send_udp(&mut self, messages: &[Vec<u8>]) -> anyhow::Result<()> {
+        if self.udp.is_none() {
+            let target = tokio::net::lookup_host(&self.config.address)
+                .await
+                .with_context(|| format!("resolving {}", self.config.address))?
+                .next()
+                .ok_or_else(|| anyhow!("{} resolves to no address", self.config.address))?;
+            let bind = if target.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" };
+            let socket = UdpSocket::bind(bind).await?;
+            socket.connect(target).await?;
+            self.udp = Some(socket);
+        }
+        let socket = self.udp.as_ref().expect("bound");
+        for m in messages {
+            if let Err(e) = socket.send(m).await {
+                self.udp = None;
+                return Err(anyhow!(e).context(format!("sending to {}", self.config.address)));
+            }
+        }
+        Ok(())
+    }
+
+    async fn write_events(&mut self, batches: &[Batch]) -> anyhow::Result<Written> {
+        let mut written = Written::default();
+        let events = batches.iter().flat_map(|b| b.iter());
+        let mut attempt = 0;
+        if self.config.transport == Transport::Udp {
+            let max = self.config.max_udp_bytes();
+            let messages: Vec<Vec<u8>> = events
+                .map(|e| {
+                    let mut m = Vec::with_capacity(1024);
+                    self.message(e, &mut m);
+                    if message::truncate(&mut m, max) {
+                        written.truncated += 1;
+                    }
+                    m
+                })
+                .collect();
+            if written.truncated > 0 {
+                metrics::counter!("sluice_syslog_truncated_total", "sink" => self.ctx.name.clone()).increment(written.truncated);
+            }
+            loop {
+                attempt += 1;
+                match self.send_udp(&messages).await {
+                    Ok(()) => return Ok(written),
+                    Err(e) if attempt >= self.ctx.policy.retry.max_attempts => return Err(e),
+                    Err(e) => self.pause(attempt, &e).await,
+                }
+            }
+        }
+        let octet_counting = self.config.transport == Transport::Tls || self.config.framing == Framing::OctetCounting;
+        let mut bytes = Vec::with_capacity(batches.iter().map(|b| b.len()).sum::<usize>() * 1024);
+        let mut m = Vec::with_capacity(2048);
+        for e in events {
+            m.clear();
+            self.message(e, &mut m);
+            if octet_counting {
+                bytes.extend_from_slice(format!("{} ", m.len()).as_bytes());
+                bytes.extend_from_slice(&m);
+            } else {
+                bytes.extend_from_slice(&m);
+                bytes.push(b'\n');
+            }
+        }
+        loop {
+            attempt += 1;
+            match self.send_stream(&bytes).await {
+                Ok(()) => return Ok(written),
+                Err(e) if attempt >= self.ctx.policy.retry.max_attempts => return Err(e),
+                Err(e) => self.pause(attempt, &e).await,
+            }
+        }
+    }
+
+    async fn pause(&self, attempt: u32, error: &anyhow::Error) {
+        let wait = self.ctx.policy.retry.backoff(attempt, None);
+        tracing::debug!(sink = %self.ctx.name, error = %format!("{error:#}"), retry_in = ?wait, "syslog write failed; retrying");
+        tokio::time::sleep(wait).await;
+    }
+}
+
+impl Sink for SyslogSink {
+    fn write<'a>(&'a mut self, batches: &'a [Batch]) -> BoxFuture<'a, anyhow::Result<Written>> {
+        Box::pin(self.write_events(batches))
+    }
+
+    /// TCP/TLS: a fresh connection (and handshake), closed cleanly; UDP: the address resolves.
+    fn check(&mut self) -> BoxFuture<'_, anyhow::Result<()>> {
+        Box::pin(async move {
+            if self.config.transport == Transport::Udp {
+                let mut found = tokio::net::lookup_host(&self.config.address).await.with_context(|| format!("resolving {}", self.config.address))?;
+                found.next().ok_or_else(|| anyhow!("{} resolves to no address", self.config.address))?;
+                return Ok(());
+            }
+            let mut stream = self.connect().await?;
+            let _ = stream.shutdown().await;
+            Ok(())
+        })
+    }
+}
+
+impl Drop for SyslogSink {
+    fn drop(&mut self) {
+        // A TLS receiver logs a warning for a connection closed without close_notify.
+        if let Some(mut stream) = self.stream.take()
+            && let Ok(handle) = tokio::runtime::Handle::try_current()
+        {
+            handle.spawn(async move {
+                let _ = stream.shutdown().await;
+            });
+        }
+    }
+}
+
+fn tls_connector(config: &SyslogConfig) -> anyhow::Result<(tokio_rustls::TlsConnector, rustls::pki_types::ServerName<'static>)> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let builder = rustls::ClientConfig::builder_with_provider(provider.clone()).with_safe_default_protocol_versions()?;
+    let tls = &config.tls;
+    let builder = if tls.insecure {
+        builder.dangerous().with_custom_certificate_verifier(Arc::new(insecure::AcceptAny(provider)))
+    } else if let Some(path) = &tls.ca_file {
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in CertificateDer::pem_file_iter(path).with_context(|| format!("reading {}", path.display()))? {
+            roots.add(cert.with_context(|| format!("parsing {}", path.display()))?)?;
+        }
+        builder.with_root_certificates(roots)
+    } else {
+        use rustls_platform_verifier::BuilderVerifierExt;
+        builder.with_platform_verifier()?
+    };
+    let client = match (&tls.cert_file, &tls.key_file) {
+        (Some(cert), Some(key)) => {
+            let certs = CertificateDer::pem_file_iter(cert)
+                .with_context(|| format!("reading {}", cert.display()))?
+                .collect::<Result<Vec<_>, _>>()
+                .with_context(|| format!("parsing {}", cert.display()))?;
+            let key = PrivateKeyDer::from_pem_file(key).with_context(|| format!("reading {}", key.display()))?;
+            builder.with_client_auth_cert(certs, key)?
+        }
+        _ => builder.with_no_client_auth(),
+    };
+    let host = tls.server_name.clone().unwrap_or_else(|| {
+        let host = config.address.rsplit_once(':').map(|(h, _)| h).unwrap_or(&config.address);
+        host.trim_start_matches('[').trim_end_matches(']').to_string()
+    });
+    let name = ServerName::try_from(host.clone()).map_err(|_| anyhow!("`{host}` is not a valid TLS server name"))?;
+    Ok((tokio_rustls::TlsConnector::from(Arc::new(client)), name))
+}
+
+mod insecure {
+    //! `tls.insecure`: accepts any certificate, still checking the handshake signatures.
+    use std::sync::Arc;
+
+    use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+    use rustls::crypto::CryptoProvider;
+    use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+    use rustls::{DigitallySignedStruct, SignatureScheme};
+
+    #[derive(Debug)]
+    pub struct AcceptAny(pub Arc<CryptoProvider>);
+
+    impl ServerCertVerifier for AcceptAny {
+        fn verify_server_cert(
+            &self,
+            _: &CertificateDer<'_>,
+            _: &[CertificateDer<'_>],
+            _: &ServerName<'_>,
+            _: &[u8],
+            _: UnixTime,
+        ) -> Result<ServerCertVerified, rustls::Error> {
+            Ok(ServerCertVerified::assertion())
+        }
+        fn verify_tls12_signature(
+            &self,
+            message: &[u8],
+            cert: &CertificateDer<'_>,
+            dss: &DigitallySignedStruct,
+        ) -> Result<HandshakeSignatureValid, rustls::Error> {
+            rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+        }
+        fn verify_tls13_signature(
+            &self,
+            message: &[u8],
+            cert: &CertificateDer<'_>,
+            dss: &DigitallySignedStruct,
+        ) -> Result<HandshakeSignatureValid, rustls::Error> {
+            rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+        }
+        fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+            self.0.signature_verification_algorithms.supported_schemes()
+        }
+    }
+}
