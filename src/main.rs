@@ -41,7 +41,7 @@ enum Command {
         /// json, withsecure, suricata, wazuh, clamav, modsecurity, kismet, prometheus, zabbix, zoneminder
         #[arg(long, default_value = "json")]
         decoder: String,
-        /// raw, event, ecs, idmefv2, idmefv2_v04, vendor_wrapped
+        /// raw, event (= json), ecs, idmefv2, idmefv2_v04, vendor_wrapped, cef, leef, text
         #[arg(long, default_value = "event")]
         format: String,
         /// Input file; stdin when absent.
@@ -60,6 +60,14 @@ enum Command {
         /// Events per organization to start with.
         #[arg(long, default_value_t = 1000)]
         events: usize,
+    },
+    /// Show each sink's health and statistics, as the running daemon last saved them.
+    Status {
+        #[arg(short, long, default_value = "sluice.yml")]
+        config: PathBuf,
+        /// One JSON object per sink instead of a table.
+        #[arg(long)]
+        json: bool,
     },
     /// Print the version.
     Version,
@@ -81,6 +89,7 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Command::Check { config } => check(&config),
+        Command::Status { config, json } => status(&config, json),
         Command::Convert { decoder, format, file } => convert(&decoder, &format, file.as_deref()),
         Command::Testserver { listen } => {
             let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
@@ -155,6 +164,54 @@ fn check(path: &Path) -> ExitCode {
     }
 }
 
+/// Reads the store (the daemon may be running: SQLite readers do not block it).
+fn status(path: &Path, json: bool) -> ExitCode {
+    let config = match Config::load(path) {
+        Ok(c) => c,
+        Err(errors) => {
+            eprintln!("{errors}");
+            return ExitCode::from(EXIT_INVALID_CONFIG);
+        }
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio runtime");
+    let result: anyhow::Result<()> = runtime.block_on(async {
+        let store = sluice::store::Store::open(&config.state_dir)?;
+        if !json {
+            println!("{:<20} {:<9} {:>12} {:>10} {:>10} {:>10} {:>8}  LAST ERROR", "SINK", "HEALTH", "SENT", "FAILED", "PENDING", "DEAD", "SUCCESS");
+        }
+        for name in config.sinks.keys() {
+            let stats = store.sink_stats(name).await?.unwrap_or_default();
+            let (pending, pending_bytes) = store.outbox_size(name).await?;
+            let dead = store.dead_letter_count(name).await?;
+            let attempts = stats.sent + stats.failed;
+            let rate = (attempts > 0).then(|| stats.sent as f64 / attempts as f64);
+            let health = if stats.health.is_empty() { "unknown" } else { stats.health.as_str() };
+            if json {
+                let row = serde_json::json!({
+                    "sink": name, "health": health, "health_reason": stats.health_reason, "sent": stats.sent,
+                    "failed": stats.failed, "pending": pending, "pending_bytes": pending_bytes, "dead_lettered": dead,
+                    "filtered": stats.filtered, "truncated": stats.truncated, "success_rate": rate,
+                    "last_error": stats.last_error, "last_error_at": stats.last_error_at,
+                    "last_success_at": stats.last_success_at, "updated_at": stats.updated_at,
+                });
+                println!("{row}");
+            } else {
+                let rate = rate.map(|r| format!("{:.1}%", r * 100.0)).unwrap_or_else(|| "-".into());
+                let error = stats.last_error.as_deref().unwrap_or("-").chars().take(80).collect::<String>();
+                println!("{name:<20} {health:<9} {:>12} {:>10} {pending:>10} {dead:>10} {rate:>8}  {error}", stats.sent, stats.failed);
+            }
+        }
+        Ok(())
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("{e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 /// Exit 0 when every line converted, 1 when some could not (each reported on stderr).
 fn convert(decoder: &str, format: &str, file: Option<&Path>) -> ExitCode {
     use std::io::{BufRead, Write};
@@ -163,7 +220,7 @@ fn convert(decoder: &str, format: &str, file: Option<&Path>) -> ExitCode {
         return ExitCode::from(EXIT_INVALID_CONFIG);
     };
     let Ok(format) = serde_json::from_value::<sluice::encode::Format>(serde_json::Value::String(format.to_string())) else {
-        eprintln!("unknown format `{format}`; known: raw, event, ecs, idmefv2, idmefv2_v04, vendor_wrapped");
+        eprintln!("unknown format `{format}`; known: raw, event, ecs, idmefv2, idmefv2_v04, vendor_wrapped, cef, leef, text");
         return ExitCode::from(EXIT_INVALID_CONFIG);
     };
     let input: Box<dyn BufRead> = match file {

@@ -101,6 +101,9 @@ impl Worker {
                 }
                 _ = stats_tick.tick() => self.save_stats().await,
             }
+            if self.status.health_changed() {
+                self.save_stats().await;
+            }
         }
         self.save_stats().await;
         tracing::debug!(sink = %self.name, "sink stopped");

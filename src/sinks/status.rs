@@ -50,6 +50,8 @@ struct Inner {
     last_write_failed: bool,
     check: Option<Result<(), String>>,
     dirty: bool,
+    /// The health last handed out by [`SinkStatus::take_changes`].
+    saved_health: Option<Health>,
 }
 
 /// The counters and health as the store keeps them.
@@ -187,13 +189,19 @@ impl SinkStatus {
         })
     }
 
+    /// Whether the health differs from what was last saved: worth saving at once.
+    pub fn health_changed(&self) -> bool {
+        self.with(|i| i.saved_health != Some(i.health().0))
+    }
+
     /// The row to save, when something changed since the last call.
     pub fn take_changes(&self) -> Option<StoredStats> {
         self.with(|i| {
-            if !std::mem::take(&mut i.dirty) {
+            let (health, reason) = i.health();
+            if !std::mem::take(&mut i.dirty) && i.saved_health == Some(health) {
                 return None;
             }
-            let (health, reason) = i.health();
+            i.saved_health = Some(health);
             let mut row = i.stored.clone();
             row.health = health.as_str().to_string();
             row.health_reason = reason;

@@ -31,6 +31,7 @@ impl Store {
             .with_context(|| format!("creating state directory {}", state_dir.display()))?;
         let path = state_dir.join("sluice.db");
         let mut conn = Connection::open(&path).with_context(|| format!("opening {}", path.display()))?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
@@ -259,19 +260,21 @@ fn now() -> String {
 }
 
 fn migrate(conn: &mut Connection) -> anyhow::Result<()> {
-    let current: usize = conn.pragma_query_value(None, "user_version", |r| r.get::<_, i64>(0))? as usize;
-    anyhow::ensure!(
-        current <= MIGRATIONS.len(),
-        "the store has schema version {current}, newer than this sluice ({}); upgrade sluice",
-        MIGRATIONS.len()
-    );
-    for (i, sql) in MIGRATIONS.iter().enumerate().skip(current) {
-        let tx = conn.transaction()?;
-        tx.execute_batch(sql).with_context(|| format!("migration {}", i + 1))?;
-        tx.pragma_update(None, "user_version", (i + 1) as i64)?;
+    loop {
+        // IMMEDIATE takes the write lock first, so two processes opening a new store at once
+        // (the daemon and `sluice status`) apply each migration exactly once.
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let current: usize = tx.pragma_query_value(None, "user_version", |r| r.get::<_, i64>(0))? as usize;
+        anyhow::ensure!(
+            current <= MIGRATIONS.len(),
+            "the store has schema version {current}, newer than this sluice ({}); upgrade sluice",
+            MIGRATIONS.len()
+        );
+        let Some(sql) = MIGRATIONS.get(current) else { return Ok(()) };
+        tx.execute_batch(sql).with_context(|| format!("migration {}", current + 1))?;
+        tx.pragma_update(None, "user_version", (current + 1) as i64)?;
         tx.commit()?;
     }
-    Ok(())
 }
 
 #[cfg(test)]

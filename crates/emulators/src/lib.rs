@@ -1,5 +1,9 @@
-//! Faithful local emulators of the vendor APIs sluice collects from, written from the vendors'
-//! documented wire formats: real status codes, paging, token expiry and rate limits. Used by the
-//! tests, the benchmarks and `sluice demo`.
+//! Faithful local emulators of the vendor APIs sluice collects from and of the SIEM endpoints it
+//! delivers to (Splunk HEC, Elasticsearch/OpenSearch bulk), written from the documented wire
+//! formats: real status codes, paging, token expiry, rate limits and injectable faults. Used by
+//! the tests, the benchmarks and `sluice demo`.
 
+pub mod elasticsearch;
+mod net;
+pub mod splunk_hec;
 pub mod withsecure;
