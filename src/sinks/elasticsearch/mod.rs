@@ -354,3 +354,63 @@ impl Sink for EsSink {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use sluice_emulators::elasticsearch::{EsConfig as Emu, EsEmulator};
+
+    use super::*;
+    use crate::sinks::policy::SinkPolicy;
+    use crate::store::Store;
+
+    fn events(n: usize) -> Vec<Event> {
+        (0..n)
+            .map(|i| {
+                let raw = format!("{{\"n\":{i},\"severity\":\"high\",\"pad\":\"{}\"}}", "x".repeat(200));
+                Event::hashed("acme".into(), "src".into(), "json".into(), chrono::Utc::now(), serde_json::value::RawValue::from_string(raw).unwrap())
+            })
+            .collect()
+    }
+
+    fn sink(url: &str, dir: &std::path::Path, yaml: &str) -> EsSink {
+        let config: EsConfig = serde_saphyr::from_str(&format!("url: {url}\n{yaml}")).unwrap();
+        assert!(config.problems().is_empty(), "{:?}", config.problems());
+        let mut policy = SinkPolicy::default();
+        policy.retry.initial_backoff = Duration::from_millis(5);
+        EsSink::new(config, SinkContext { name: "es".into(), store: Store::open(dir).unwrap(), policy }).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_request_over_the_size_limit_is_halved_and_a_lone_oversized_document_dead_lettered() {
+        let es = EsEmulator::start(Emu { max_content_length: 20_000, ..Emu::default() }).await.unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let mut sink = sink(&es.url(), dir.path(), "index: small\nformat: raw");
+        let mut batch = events(300);
+        let huge = format!("{{\"n\":999,\"pad\":\"{}\"}}", "y".repeat(30_000));
+        batch.push(Event::hashed("acme".into(), "src".into(), "json".into(), chrono::Utc::now(), serde_json::value::RawValue::from_string(huge).unwrap()));
+        let written = sink.write(&[Arc::new(batch)]).await.unwrap();
+        assert_eq!(es.doc_count(), 300);
+        assert_eq!(written.dead_lettered, 1);
+        assert!(written.dead_letter_reason.unwrap().contains("413"));
+    }
+
+    #[tokio::test]
+    async fn ecs_documents_go_to_a_data_stream_with_an_api_key() {
+        let es = EsEmulator::start(Emu { api_key: Some("a2V5OnNlY3JldA==".into()), ..Emu::default() }).await.unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let mut sink = sink(&es.url(), dir.path(), "index: logs-sluice-%TENANCY\nmode: data_stream\napi_key: a2V5OnNlY3JldA==");
+        assert!(sink.check().await.is_ok());
+        sink.write(&[Arc::new(events(50))]).await.unwrap();
+        let docs = es.docs("logs-sluice-acme");
+        assert_eq!(docs.len(), 50);
+        assert_eq!(docs[0].1["event"]["severity"], 75, "ECS by default");
+        assert!(docs[0].1["@timestamp"].is_string());
+
+        let mut wrong = self::sink(&es.url(), dir.path(), "api_key: d3Jvbmc=");
+        assert!(wrong.check().await.is_err());
+        let err = wrong.write(&[Arc::new(events(1))]).await.unwrap_err();
+        assert!(format!("{err:#}").contains("credentials"), "{err:#}");
+    }
+}

@@ -431,3 +431,66 @@ impl Sink for HecSink {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use sluice_emulators::splunk_hec::{HecConfig as Emu, HecEmulator};
+
+    use super::*;
+    use crate::sinks::policy::SinkPolicy;
+    use crate::store::Store;
+
+    fn event(raw: &str) -> Event {
+        Event::hashed("acme".into(), "src".into(), "json".into(), chrono::Utc::now(), serde_json::value::RawValue::from_string(raw.into()).unwrap())
+    }
+
+    fn sink(url: &str, dir: &std::path::Path, yaml: &str) -> HecSink {
+        let config: HecConfig = serde_saphyr::from_str(&format!("url: {url}\ntoken: \"00000000-0000-0000-0000-000000000000\"\nformat: raw\n{yaml}")).unwrap();
+        let mut policy = SinkPolicy::default();
+        policy.retry.initial_backoff = Duration::from_millis(5);
+        let ctx = SinkContext { name: "hec".into(), store: Store::open(dir).unwrap(), policy };
+        HecSink::new(config, ctx).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_blank_event_is_dead_lettered_and_the_rest_of_its_request_still_indexed() {
+        let hec = HecEmulator::start(Emu::default()).await.unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let mut sink = sink(&hec.url(), dir.path(), "");
+        // HEC answers `"event": ""` with code 13 and the event's position.
+        let events = vec![event("{\"n\":1}"), event("{\"n\":2}"), event("\"\""), event("{\"n\":4}"), event("{\"n\":5}")];
+        let written = sink.write(&[Arc::new(events)]).await.unwrap();
+        assert_eq!(written.dead_lettered, 1);
+        assert!(written.dead_letter_reason.unwrap().contains("cannot be blank"));
+        let indexed: Vec<i64> = hec.events().iter().map(|e| e["event"]["n"].as_i64().unwrap()).collect();
+        assert_eq!(indexed, [1, 2, 4, 5], "before and after the refused one, each once");
+        let dead = sink.ctx.store.dead_letters("hec").await.unwrap();
+        assert_eq!(dead[0].0.raw.get(), "\"\"");
+    }
+
+    #[tokio::test]
+    async fn wrong_token_fails_the_write_and_the_health_check_without_dead_letters() {
+        let hec = HecEmulator::start(Emu { token: "right".into(), ..Emu::default() }).await.unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let mut sink = sink(&hec.url(), dir.path(), "");
+        let err = sink.write(&[Arc::new(vec![event("{}")])]).await.unwrap_err();
+        assert!(format!("{err:#}").contains("Invalid token"), "{err:#}");
+        assert!(sink.check().await.is_err());
+        assert!(sink.ctx.store.dead_letters("hec").await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn with_acknowledgements_a_write_returns_only_once_hec_acknowledged() {
+        let hec = HecEmulator::start(Emu { ack: true, ack_delay: Duration::from_millis(200), ..Emu::default() }).await.unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let mut sink = sink(&hec.url(), dir.path(), "acknowledgements: {enabled: true, poll_interval: 20ms}\ncompression: gzip");
+        let began = std::time::Instant::now();
+        let events: Vec<Event> = (0..2500).map(|n| event(&format!("{{\"n\":{n}}}"))).collect();
+        sink.write(&[Arc::new(events)]).await.unwrap();
+        assert!(began.elapsed() >= Duration::from_millis(200), "returned before the acknowledgement");
+        assert_eq!((hec.event_count(), hec.pending_acks()), (2500, 0));
+        assert!(sink.check().await.is_ok());
+    }
+}
