@@ -1,14 +1,17 @@
 //! `sluice demo`: the whole WithSecure pipeline on one machine, without a WithSecure account.
 //!
 //! Starts the WithSecure Elements emulator with three tenants (one a partner account over two
-//! organizations), writes a config that collects all of them into JSONL files, and runs it. New
-//! events keep arriving in the emulator while it runs.
+//! organizations) and the Splunk HEC and Elasticsearch emulators, writes a config that collects
+//! every tenant into JSONL files (for Wazuh), Splunk (with indexer acknowledgement) and
+//! Elasticsearch, and runs it. New events keep arriving in the emulator while it runs.
 
 use std::path::Path;
 use std::time::Duration;
 
 use anyhow::Context;
 use chrono::Utc;
+use sluice_emulators::elasticsearch::{EsConfig, EsEmulator};
+use sluice_emulators::splunk_hec::{HecConfig, HecEmulator};
 use sluice_emulators::withsecure::{Emulator, Options};
 
 use crate::config::Config;
@@ -42,16 +45,21 @@ pub async fn run(dir: &Path, events_per_org: usize, stop: impl std::future::Futu
         orgs.push(org);
     }
 
+    let hec = HecEmulator::start(HecConfig { ack: true, ..HecConfig::default() }).await.context("starting the HEC emulator")?;
+    let es = EsEmulator::start(EsConfig::default()).await.context("starting the Elasticsearch emulator")?;
+
     // Each demo starts from scratch: the emulator's events are new every time.
     for sub in ["out", "state"] {
         let _ = std::fs::remove_dir_all(dir.join(sub));
     }
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let config_path = dir.join("demo.yml");
-    std::fs::write(&config_path, demo_config(dir, &emulator.url(), start)).context("writing the demo config")?;
+    std::fs::write(&config_path, demo_config(dir, &emulator.url(), &hec.url(), &es.url(), start)).context("writing the demo config")?;
     let config = Config::load(&config_path).map_err(|e| anyhow::anyhow!("{e}"))?;
     let runtime = Runtime::start(config).await?;
-    println!("WithSecure emulator: {}", emulator.url());
+    println!("WithSecure emulator:    {}", emulator.url());
+    println!("Splunk HEC emulator:    {}", hec.url());
+    println!("Elasticsearch emulator: {}", es.url());
     println!("config:  {}", config_path.display());
     println!("output:  {}", dir.join("out").display());
     println!("Collecting {} events per organization from {} organizations; new ones arrive every 5 s. Ctrl-C stops.",
@@ -77,19 +85,23 @@ pub async fn run(dir: &Path, events_per_org: usize, stop: impl std::future::Futu
         let lines = std::fs::read_to_string(&out).map(|t| t.lines().count()).unwrap_or(0);
         println!("{name}: {lines} events in {}", out.display());
     }
+    println!("Splunk HEC: {} events indexed and acknowledged", hec.event_count());
+    println!("Elasticsearch: {} documents in {}", es.doc_count(), es.indices().join(", "));
+    println!("`sluice status -c {}` shows each sink's health and statistics.", config_path.display());
     Ok(())
 }
 
-fn demo_config(dir: &Path, url: &str, start: chrono::DateTime<Utc>) -> String {
+fn demo_config(dir: &Path, url: &str, hec: &str, es: &str, start: chrono::DateTime<Utc>) -> String {
     let dir = dir.display();
     let start = start.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let token = HecConfig::default().token;
     let mut text = format!(
-        "# Written by `sluice demo`.\nstate_dir: {dir}/state\nsinks:\n  wazuh:\n    type: file\n    path: \"{dir}/out/%TENANCY.jsonl\"\n    format: vendor_wrapped\ntenants:\n"
+        "# Written by `sluice demo`.\nstate_dir: {dir}/state\nsinks:\n  wazuh:\n    type: file\n    path: \"{dir}/out/%TENANCY.jsonl\"\n    format: vendor_wrapped\n  splunk:\n    type: splunk_hec\n    url: {hec}\n    token: \"{token}\"\n    index: security\n    acknowledgements: {{enabled: true, poll_interval: 100ms}}\n    filter: {{min_severity: medium}}\n  elastic:\n    type: elasticsearch\n    url: {es}\n    index: \"sluice-%TENANCY-%YYYY.%MM.%DD\"\ntenants:\n"
     );
     for (name, kind) in TENANTS {
         let orgs = if *kind == "partner" { "\n        organizations: all" } else { "" };
         text.push_str(&format!(
-            "  - name: {name}\n    sources:\n      - name: withsecure\n        type: withsecure\n        api_url: {url}\n        client_id: {name}-client\n        client_secret: {name}-secret\n        interval: 5s\n        rate_limit_per_minute: 600\n        start_mode: fixed\n        start_date: \"{start}\"{orgs}\n    sinks: [wazuh]\n"
+            "  - name: {name}\n    sources:\n      - name: withsecure\n        type: withsecure\n        api_url: {url}\n        client_id: {name}-client\n        client_secret: {name}-secret\n        interval: 5s\n        rate_limit_per_minute: 600\n        start_mode: fixed\n        start_date: \"{start}\"{orgs}\n    sinks: [wazuh, splunk, elastic]\n"
         ));
     }
     text

@@ -177,7 +177,10 @@ fn status(path: &Path, json: bool) -> ExitCode {
     let result: anyhow::Result<()> = runtime.block_on(async {
         let store = sluice::store::Store::open(&config.state_dir)?;
         if !json {
-            println!("{:<20} {:<9} {:>12} {:>10} {:>10} {:>10} {:>8}  LAST ERROR", "SINK", "HEALTH", "SENT", "FAILED", "PENDING", "DEAD", "SUCCESS");
+            println!(
+                "{:<20} {:<9} {:>12} {:>10} {:>10} {:>10} {:>10} {:>8}  LAST ERROR",
+                "SINK", "HEALTH", "SENT", "FAILED", "PENDING", "DEAD", "FILTERED", "SUCCESS"
+            );
         }
         for name in config.sinks.keys() {
             let stats = store.sink_stats(name).await?.unwrap_or_default();
@@ -198,7 +201,10 @@ fn status(path: &Path, json: bool) -> ExitCode {
             } else {
                 let rate = rate.map(|r| format!("{:.1}%", r * 100.0)).unwrap_or_else(|| "-".into());
                 let error = stats.last_error.as_deref().unwrap_or("-").chars().take(80).collect::<String>();
-                println!("{name:<20} {health:<9} {:>12} {:>10} {pending:>10} {dead:>10} {rate:>8}  {error}", stats.sent, stats.failed);
+                println!(
+                    "{name:<20} {health:<9} {:>12} {:>10} {pending:>10} {dead:>10} {:>10} {rate:>8}  {error}",
+                    stats.sent, stats.failed, stats.filtered
+                );
             }
         }
         Ok(())
