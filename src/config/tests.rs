@@ -179,3 +179,43 @@ fn vrl_mapping_errors_are_config_errors_at_their_path() {
     let ok = MINIMAL.replace("path: eve.json}", "path: eve.json, mapping: \". = {\\\"title\\\": .msg}\"}");
     parse(&ok).unwrap();
 }
+
+#[test]
+fn the_siem_example_loads_with_its_variables_set() {
+    // SAFETY: tests in this process do not read these variables concurrently.
+    unsafe {
+        std::env::set_var("SPLUNK_HEC_URL", "https://splunk.example.org:8088");
+        std::env::set_var("SPLUNK_HEC_TOKEN", "11111111-2222-3333-4444-555555555555");
+        std::env::set_var("ES_URL", "https://es.example.org:9200");
+        std::env::set_var("ES_API_KEY", "a2V5OnNlY3JldA==");
+        std::env::set_var("QRADAR_ADDRESS", "qradar.example.org:6514");
+    }
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/siem.yml");
+    let c = Config::load(&path).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(c.sinks["splunk"].policy.batch.max_events.get(), 500);
+    assert_eq!(c.sinks["qradar"].policy.filter.kinds, [crate::normalize::Kind::Alert]);
+}
+
+#[test]
+fn sink_settings_errors_name_their_paths() {
+    let text = r#"
+sinks:
+  a: {type: splunk_hec, url: "ftp://x", token: ""}
+  b: {type: elasticsearch, url: "http://es:9200", index: "Bad-%YYYY", format: cef}
+  c: {type: syslog, address: "nohost", transport: tls, framing: newline}
+  d: {type: file, path: out.jsonl, batch: {max_events: 0}, retry: {max_attempts: 0}, filter: {min_severity: urgent}}
+"#;
+    let errs = errors(text);
+    for expected in [
+        "sinks.a.url: scheme `ftp`",
+        "sinks.a.token: must not be empty",
+        "sinks.b.index: index names must be lower case",
+        "sinks.c.address: `nohost` is not host:port",
+        "sinks.c.framing: TLS transport always uses octet counting",
+        "sinks.d.batch.max_events:",
+        "sinks.d.retry.max_attempts: must be at least 1",
+        "sinks.d.filter.min_severity: unknown variant `urgent`",
+    ] {
+        assert!(errs.iter().any(|e| e.starts_with(expected)), "missing {expected:?} in {errs:#?}");
+    }
+}
