@@ -134,6 +134,10 @@ fn endpoint(kv: &mut Vec<(&'static str, String)>, ep: &crate::normalize::Endpoin
 }
 
 fn escape_header(s: &str, out: &mut String) {
+    if !s.bytes().any(|b| matches!(b, b'\\' | b'|' | b'\r' | b'\n')) {
+        out.push_str(s);
+        return;
+    }
     for c in s.chars() {
         match c {
             '\\' => out.push_str("\\\\"),
@@ -158,6 +162,10 @@ impl Extension<'_> {
         self.first = false;
         self.out.push_str(key);
         self.out.push('=');
+        if !value.bytes().any(|b| matches!(b, b'\\' | b'=' | b'\r' | b'\n')) {
+            self.out.push_str(value);
+            return;
+        }
         for c in value.chars() {
             match c {
                 '\\' => self.out.push_str("\\\\"),

@@ -42,14 +42,38 @@ pub enum Format {
     Text,
 }
 
+/// The `event` format: the envelope, then the normalized fields. `source` is the name of the
+/// source that read the event; the model's source endpoint is `source_endpoint`.
 #[derive(Serialize)]
-struct Envelope<'a> {
+struct EventDocument<'a> {
     id: &'a str,
     tenant: &'a str,
     source: &'a str,
     vendor: &'a str,
     received_at: String,
     event: &'a serde_json::value::RawValue,
+    time: &'a chrono::DateTime<chrono::Utc>,
+    kind: normalize::Kind,
+    severity: &'a normalize::Severity,
+    risk_score: u8,
+    category: &'a str,
+    title: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    description: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    action: Option<&'a str>,
+    #[serde(skip_serializing_if = "normalize::Endpoint::is_empty")]
+    source_endpoint: &'a normalize::Endpoint,
+    #[serde(skip_serializing_if = "normalize::Endpoint::is_empty")]
+    target: &'a normalize::Endpoint,
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    files: &'a [normalize::File],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    rule: Option<&'a normalize::Rule>,
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    mitre: &'a [normalize::Mitre],
+    product: &'a str,
+    analyzer: &'a normalize::Analyzer,
 }
 
 impl Format {
@@ -87,24 +111,31 @@ impl Format {
         match self {
             Format::Raw => out.extend_from_slice(event.raw.get().as_bytes()),
             Format::Event => {
-                let envelope = Envelope {
+                let m = model();
+                let doc = EventDocument {
                     id: &event.id,
                     tenant: &event.tenant,
                     source: &event.source,
                     vendor: &event.vendor,
                     received_at: event.received_at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
                     event: &event.raw,
+                    time: &m.time,
+                    kind: m.kind,
+                    severity: &m.severity,
+                    risk_score: m.risk_score,
+                    category: m.category,
+                    title: &m.title,
+                    description: m.description.as_deref(),
+                    action: m.action.as_deref(),
+                    source_endpoint: &m.source,
+                    target: &m.target,
+                    files: &m.files,
+                    rule: m.rule.as_ref(),
+                    mitre: &m.mitre,
+                    product: &m.product,
+                    analyzer: &m.analyzer,
                 };
-                let mut value = serde_json::to_value(&envelope).expect("the envelope serializes");
-                let normalized = serde_json::to_value(model()).expect("the model serializes");
-                if let (Some(map), serde_json::Value::Object(fields)) = (value.as_object_mut(), normalized) {
-                    for (k, v) in fields {
-                        if !matches!(k.as_str(), "id" | "tenant" | "vendor" | "raw") {
-                            map.entry(k).or_insert(v);
-                        }
-                    }
-                }
-                serde_json::to_writer(&mut *out, &value).expect("writing to a Vec cannot fail");
+                serde_json::to_writer(&mut *out, &doc).expect("writing to a Vec cannot fail");
             }
             Format::Ecs => serde_json::to_writer(&mut *out, &ecs::document(model())).expect("writing to a Vec cannot fail"),
             Format::Idmefv2 => serde_json::to_writer(&mut *out, &idmefv2::message(model())).expect("writing to a Vec cannot fail"),

@@ -36,6 +36,23 @@ pub enum Kind {
     Workflow,
 }
 
+impl Kind {
+    /// The name as written in configs and documents (`alert`, `security_event` …).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Alert => "alert",
+            Kind::SecurityEvent => "security_event",
+            Kind::Anomaly => "anomaly",
+            Kind::RiskAssessment => "risk_assessment",
+            Kind::ComplianceCheck => "compliance_check",
+            Kind::Telemetry => "telemetry",
+            Kind::Inventory => "inventory",
+            Kind::Audit => "audit",
+            Kind::Workflow => "workflow",
+        }
+    }
+}
+
 /// One severity scale for every vendor; the vendor's own value is kept beside it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, Hash)]
 #[serde(rename_all = "snake_case")]

@@ -379,3 +379,10 @@ fn golden_outputs_of_every_fixture() {
     }
     assert!(mismatches.is_empty(), "outputs differ from the golden files (UPDATE_GOLDEN=1 to regenerate): {mismatches:?}");
 }
+
+#[test]
+fn kind_names_match_their_serde_names() {
+    for kind in [Kind::Alert, Kind::SecurityEvent, Kind::Anomaly, Kind::RiskAssessment, Kind::ComplianceCheck, Kind::Telemetry, Kind::Inventory, Kind::Audit, Kind::Workflow] {
+        assert_eq!(serde_json::to_value(kind).unwrap(), kind.as_str());
+    }
+}

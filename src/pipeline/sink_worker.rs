@@ -28,7 +28,7 @@ use crate::store::Store;
 const QUEUE_DEPTH: usize = 32;
 /// Queued batches written together (group commit: one fsync for many tenants' pages).
 const MAX_COALESCED: usize = 32;
-const OUTBOX_CHUNK: usize = 2048;
+const OUTBOX_CHUNK: usize = 4096;
 const STATS_EVERY: Duration = Duration::from_secs(5);
 const CHECK_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -38,7 +38,7 @@ const OUTBOX_RETRY: RetryPolicy =
 
 pub fn spawn(name: String, sink: Box<dyn Sink>, store: Store, policy: SinkPolicy, status: Arc<SinkStatus>) -> (SinkHandle, JoinHandle<()>) {
     let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
-    let worker = Worker { name, sink, store, policy, status, failures: 0, backlog: false, failing: false, retry_at: Instant::now() };
+    let worker = Worker { name, sink, store, policy, status, failures: 0, backlog: false, failing: false, retry_at: Instant::now(), prefetch: None };
     let join = tokio::spawn(worker.run(rx));
     (SinkHandle { tx }, join)
 }
@@ -57,7 +57,12 @@ struct Worker {
     failing: bool,
     /// When to deliver from the outbox next.
     retry_at: Instant,
+    /// The next outbox chunk, read while the current one is written.
+    prefetch: Option<JoinHandle<anyhow::Result<Chunk>>>,
 }
+
+/// Outbox events, the id of the last, and their stored size.
+type Chunk = (Vec<crate::model::Event>, Option<i64>, u64);
 
 impl Worker {
     async fn run(mut self, mut rx: mpsc::Receiver<Delivery>) {
@@ -173,13 +178,23 @@ impl Worker {
     async fn drain_chunk(&mut self) {
         let chunk = OUTBOX_CHUNK.max(self.policy.batch.max_events.get()).min(50_000);
         let result = async {
-            let (events, last_id, bytes) = self.store.outbox_peek(&self.name, chunk).await?;
+            let (events, last_id, bytes) = match self.prefetch.take() {
+                Some(next) => next.await??,
+                None => self.store.outbox_peek(&self.name, 0, chunk).await?,
+            };
             let Some(last_id) = last_id else { return Ok((0, 0)) };
             let count = events.len();
+            if count == chunk {
+                // Read the next chunk while this one is delivered.
+                let (store, name) = (self.store.clone(), self.name.clone());
+                self.prefetch = Some(tokio::spawn(async move { store.outbox_peek(&name, last_id, chunk).await }));
+            }
             match self.sink.write(&[Arc::new(events)]).await {
                 Ok(written) => self.delivered(count, written),
                 Err(e) => {
                     self.failed(count, &e);
+                    // The chunk is still in the outbox; the next attempt starts from it.
+                    self.prefetch.take().inspect(JoinHandle::abort);
                     return Err(e);
                 }
             }
@@ -209,6 +224,7 @@ impl Worker {
                 self.retry_at = Instant::now();
             }
             Err(e) => {
+                self.prefetch.take().inspect(JoinHandle::abort);
                 self.retry_at = Instant::now() + self.next_backoff();
                 tracing::warn!(sink = %self.name, error = %format!("{e:#}"),
                     retry_in = ?self.retry_at.duration_since(Instant::now()), "outbox delivery failed");

@@ -11,6 +11,8 @@ pub mod splunk_hec;
 pub mod status;
 pub mod syslog;
 
+use std::sync::Arc;
+
 use futures::future::BoxFuture;
 use serde_json::Value;
 
@@ -90,6 +92,30 @@ impl SinkContext {
         written.dead_letter_reason = Some(reason.to_string());
         Ok(())
     }
+}
+
+/// Encodes every event of `batches`, in order, on two threads when there are many: turning
+/// events into documents (normalizing them first) is most of what a sink costs.
+pub async fn encode_all<T, F>(batches: &[Batch], encode: Arc<F>) -> anyhow::Result<Vec<T>>
+where
+    T: Send + 'static,
+    F: Fn(&crate::model::Event) -> T + Send + Sync + 'static,
+{
+    let total: usize = batches.iter().map(|b| b.len()).sum();
+    if total < 256 {
+        return Ok(batches.iter().flat_map(|b| b.iter()).map(|e| encode(e)).collect());
+    }
+    let half = total / 2;
+    let (first_batches, first_encode) = (batches.to_vec(), encode.clone());
+    let first = tokio::task::spawn_blocking(move || {
+        first_batches.iter().flat_map(|b| b.iter()).take(half).map(|e| first_encode(e)).collect::<Vec<T>>()
+    });
+    let second_batches = batches.to_vec();
+    let second =
+        tokio::task::spawn_blocking(move || second_batches.iter().flat_map(|b| b.iter()).skip(half).map(|e| encode(e)).collect::<Vec<T>>());
+    let mut out = first.await?;
+    out.extend(second.await?);
+    Ok(out)
 }
 
 /// What a successful write did besides delivering.

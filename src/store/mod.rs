@@ -118,14 +118,14 @@ impl Store {
         Ok(bytes)
     }
 
-    /// The oldest `limit` events of a sink's outbox, with the id to pass to [`Self::outbox_ack`]
-    /// and their stored size in bytes.
-    pub async fn outbox_peek(&self, sink: &str, limit: usize) -> anyhow::Result<(Vec<Event>, Option<i64>, u64)> {
+    /// The oldest `limit` events of a sink's outbox with ids above `after` (0: from the start),
+    /// with the last id (to pass to [`Self::outbox_ack`]) and their stored size in bytes.
+    pub async fn outbox_peek(&self, sink: &str, after: i64, limit: usize) -> anyhow::Result<(Vec<Event>, Option<i64>, u64)> {
         let sink = sink.to_string();
         let rows: Vec<(i64, Vec<u8>)> = self
             .with(move |c| {
-                let mut stmt = c.prepare_cached("SELECT id, payload FROM outbox WHERE sink = ?1 ORDER BY id LIMIT ?2")?;
-                let rows = stmt.query_map(params![sink, limit as i64], |r| Ok((r.get(0)?, r.get(1)?)))?;
+                let mut stmt = c.prepare_cached("SELECT id, payload FROM outbox WHERE sink = ?1 AND id > ?2 ORDER BY id LIMIT ?3")?;
+                let rows = stmt.query_map(params![sink, after, limit as i64], |r| Ok((r.get(0)?, r.get(1)?)))?;
                 rows.collect()
             })
             .await?;
@@ -305,7 +305,7 @@ mod tests {
         store.outbox_push("a", &batch(vec![ev(1), ev(2)])).await.unwrap();
         store.outbox_push("b", &batch(vec![ev(9)])).await.unwrap();
         store.outbox_push("a", &batch(vec![ev(3)])).await.unwrap();
-        let (events, last, _) = store.outbox_peek("a", 2).await.unwrap();
+        let (events, last, _) = store.outbox_peek("a", 0, 2).await.unwrap();
         assert_eq!(events.iter().map(|e| e.raw.get()).collect::<Vec<_>>(), ["{\"n\":1}", "{\"n\":2}"]);
         store.outbox_ack("a", last.unwrap()).await.unwrap();
         assert_eq!(store.outbox_len("a").await.unwrap(), 1);

@@ -6,4 +6,5 @@
 pub mod elasticsearch;
 mod net;
 pub mod splunk_hec;
+pub mod wazuh;
 pub mod withsecure;

@@ -13,6 +13,7 @@
 //! halves the request; 401/403 fail the sink until the credentials are fixed.
 
 use std::num::NonZeroUsize;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, anyhow, bail};
@@ -124,7 +125,11 @@ pub struct EsSink {
     client: reqwest::Client,
     bulk_url: String,
     base_url: String,
+    items: Arc<Items>,
 }
+
+/// Turns events into bulk items; shared with the encoding threads.
+struct Items(EsConfig);
 
 /// One bulk item: the event's position in the write, its action + document lines, and how
 /// often it was answered with a transient error.
@@ -152,7 +157,7 @@ impl EsSink {
             bulk_url.query_pairs_mut().append_pair("pipeline", p);
         }
         let bulk_url = bulk_url.to_string();
-        Ok(EsSink { config, ctx, client, bulk_url, base_url })
+        Ok(EsSink { items: Arc::new(Items(config.clone())), config, ctx, client, bulk_url, base_url })
     }
 
     fn authorize(&self, request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
@@ -163,35 +168,6 @@ impl EsSink {
         } else {
             request
         }
-    }
-
-    /// The action line and document of one event.
-    fn item(&self, position: usize, event: &Event) -> Item {
-        let mut index = String::new();
-        self.config.index.render_key(event, &mut index);
-        let index = index.to_lowercase();
-        let mut lines = Vec::with_capacity(event.raw.get().len() * 2 + 128);
-        lines.extend_from_slice(b"{\"create\":{\"_index\":");
-        serde_json::to_writer(&mut lines, &index).expect("writing to a Vec cannot fail");
-        lines.extend_from_slice(b",\"_id\":");
-        serde_json::to_writer(&mut lines, &event.id).expect("writing to a Vec cannot fail");
-        lines.extend_from_slice(b"}}\n");
-        if self.config.mode == Mode::DataStream && !matches!(self.config.format, Format::Ecs) {
-            // A data stream needs `@timestamp` at the top level.
-            let mut doc = Vec::new();
-            self.config.format.encode_document(event, None, &mut doc);
-            let mut value: Value = serde_json::from_slice(&doc).unwrap_or(Value::Null);
-            if let Some(map) = value.as_object_mut() {
-                map.entry("@timestamp").or_insert_with(|| Value::String(event.received_at.to_rfc3339()));
-            } else {
-                value = serde_json::json!({"@timestamp": event.received_at.to_rfc3339(), "value": value});
-            }
-            serde_json::to_writer(&mut lines, &value).expect("writing to a Vec cannot fail");
-        } else {
-            self.config.format.encode_document(event, None, &mut lines);
-        }
-        lines.push(b'\n');
-        Item { index: position, lines, attempts: 0 }
     }
 
     fn body(&self, items: &[Item]) -> anyhow::Result<Vec<u8>> {
@@ -291,14 +267,16 @@ impl EsSink {
         Ok(outcome)
     }
 
-    async fn write_events(&self, events: Vec<&Event>) -> anyhow::Result<Written> {
-        let items: Vec<(Item, usize)> = events
-            .iter()
+    async fn write_events(&self, batches: &[Batch]) -> anyhow::Result<Written> {
+        let events: Vec<&Event> = batches.iter().flat_map(|b| b.iter()).collect();
+        let encoder = self.items.clone();
+        let items: Vec<(Item, usize)> = crate::sinks::encode_all(batches, Arc::new(move |e: &Event| encoder.lines(e)))
+            .await?
+            .into_iter()
             .enumerate()
-            .map(|(i, e)| {
-                let item = self.item(i, e);
-                let size = item.lines.len();
-                (item, size)
+            .map(|(index, lines)| {
+                let size = lines.len();
+                (Item { index, lines, attempts: 0 }, size)
             })
             .collect();
         let mut todo = self.ctx.policy.batch.split(items);
@@ -327,6 +305,38 @@ impl EsSink {
     }
 }
 
+impl Items {
+    /// The action line and document of one event.
+    fn lines(&self, event: &Event) -> Vec<u8> {
+        let mut index = String::new();
+        self.0.index.render_key(event, &mut index);
+        let index = index.to_lowercase();
+        let mut lines = Vec::with_capacity(event.raw.get().len() * 2 + 128);
+        lines.extend_from_slice(b"{\"create\":{\"_index\":");
+        serde_json::to_writer(&mut lines, &index).expect("writing to a Vec cannot fail");
+        lines.extend_from_slice(b",\"_id\":");
+        serde_json::to_writer(&mut lines, &event.id).expect("writing to a Vec cannot fail");
+        lines.extend_from_slice(b"}}\n");
+        if self.0.mode == Mode::DataStream && !matches!(self.0.format, Format::Ecs) {
+            // A data stream needs `@timestamp` at the top level.
+            let mut doc = Vec::new();
+            self.0.format.encode_document(event, None, &mut doc);
+            let mut value: Value = serde_json::from_slice(&doc).unwrap_or(Value::Null);
+            if let Some(map) = value.as_object_mut() {
+                map.entry("@timestamp").or_insert_with(|| Value::String(event.received_at.to_rfc3339()));
+            } else {
+                value = serde_json::json!({"@timestamp": event.received_at.to_rfc3339(), "value": value});
+            }
+            serde_json::to_writer(&mut lines, &value).expect("writing to a Vec cannot fail");
+        } else {
+            self.0.format.encode_document(event, None, &mut lines);
+        }
+        lines.push(b'\n');
+        lines
+    }
+
+}
+
 /// A refusal that names no item: halve until it stands alone, then dead-letter it.
 fn halve(mut items: Vec<Item>, what: String) -> Outcome {
     if items.len() == 1 {
@@ -338,7 +348,7 @@ fn halve(mut items: Vec<Item>, what: String) -> Outcome {
 
 impl Sink for EsSink {
     fn write<'a>(&'a mut self, batches: &'a [Batch]) -> BoxFuture<'a, anyhow::Result<Written>> {
-        Box::pin(async move { self.write_events(batches.iter().flat_map(|b| b.iter()).collect()).await })
+        Box::pin(self.write_events(batches))
     }
 
     /// `GET /` (cluster info): reachability and credentials; writes nothing.

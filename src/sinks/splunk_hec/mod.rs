@@ -23,6 +23,7 @@
 use std::collections::HashMap;
 use std::io::Write;
 use std::num::NonZeroUsize;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, anyhow, bail};
@@ -137,6 +138,12 @@ pub struct HecSink {
     health_url: String,
     /// The channel of this sink's requests (indexer acknowledgement).
     channel: String,
+    envelopes: Arc<Envelopes>,
+}
+
+/// Turns events into HEC envelopes; shared with the encoding threads.
+struct Envelopes {
+    config: HecConfig,
     default_host: String,
 }
 
@@ -164,13 +171,16 @@ impl HecSink {
             ack_url: format!("{base}/services/collector/ack"),
             health_url: format!("{base}/services/collector/health"),
             channel: uuid::Uuid::new_v4().to_string(),
-            default_host: crate::service::hostname(),
+            envelopes: Arc::new(Envelopes { config: config.clone(), default_host: crate::service::hostname() }),
             client,
             config,
             ctx,
         })
     }
 
+}
+
+impl Envelopes {
     /// One event's envelope, newline-terminated (HEC accepts whitespace between objects).
     fn envelope(&self, event: &Event) -> Vec<u8> {
         let format = self.config.format;
@@ -215,7 +225,9 @@ impl HecSink {
         out.extend_from_slice(b"}\n");
         out
     }
+}
 
+impl HecSink {
     fn body(&self, request: &Request) -> anyhow::Result<Vec<u8>> {
         let size: usize = request.items.iter().map(|(_, b)| b.len()).sum();
         match self.config.compression {
@@ -335,12 +347,14 @@ impl HecSink {
         Ok(waiting.into_values().collect())
     }
 
-    async fn write_events(&self, events: Vec<&Event>) -> anyhow::Result<Written> {
-        let encoded: Vec<((usize, Vec<u8>), usize)> = events
-            .iter()
+    async fn write_events(&self, batches: &[Batch]) -> anyhow::Result<Written> {
+        let events: Vec<&Event> = batches.iter().flat_map(|b| b.iter()).collect();
+        let envelopes = self.envelopes.clone();
+        let encoded: Vec<((usize, Vec<u8>), usize)> = crate::sinks::encode_all(batches, Arc::new(move |e: &Event| envelopes.envelope(e)))
+            .await?
+            .into_iter()
             .enumerate()
-            .map(|(i, e)| {
-                let bytes = self.envelope(e);
+            .map(|(i, bytes)| {
                 let len = bytes.len();
                 ((i, bytes), len)
             })
@@ -408,7 +422,7 @@ fn halve(mut request: Request, what: String) -> Outcome {
 
 impl Sink for HecSink {
     fn write<'a>(&'a mut self, batches: &'a [Batch]) -> BoxFuture<'a, anyhow::Result<Written>> {
-        Box::pin(async move { self.write_events(batches.iter().flat_map(|b| b.iter()).collect()).await })
+        Box::pin(self.write_events(batches))
     }
 
     /// `GET /services/collector/health` with the token: checks HEC and the token, writes nothing.

@@ -121,6 +121,11 @@ pub fn rfc5424(
             out.push(b' ');
             out.extend_from_slice(sd_name(name).as_bytes());
             out.extend_from_slice(b"=\"");
+            if !value.bytes().any(|b| matches!(b, b'"' | b'\\' | b']' | b'\r' | b'\n')) {
+                out.extend_from_slice(value.as_bytes());
+                out.push(b'"');
+                continue;
+            }
             for c in value.chars() {
                 match c {
                     '"' | '\\' | ']' => {
@@ -152,7 +157,7 @@ pub fn rfc3164(header: &Header, severity: u8, time: DateTime<Utc>, msg: &str, ou
 }
 
 fn push_without_breaks(msg: &str, out: &mut Vec<u8>) {
-    if msg.contains(['\r', '\n']) {
+    if msg.bytes().any(|b| b == b'\r' || b == b'\n') {
         out.extend_from_slice(msg.replace(['\r', '\n'], " ").as_bytes());
     } else {
         out.extend_from_slice(msg.as_bytes());

@@ -173,7 +173,7 @@ type Stream = Box<dyn AsyncWrite + Send + Sync + Unpin>;
 pub struct SyslogSink {
     config: SyslogConfig,
     ctx: SinkContext,
-    header: Header,
+    messages: Arc<Messages>,
     tls: Option<(tokio_rustls::TlsConnector, rustls::pki_types::ServerName<'static>)>,
     /// The open TCP/TLS connection, if any.
     stream: Option<Stream>,
@@ -188,41 +188,8 @@ impl SyslogSink {
             Transport::Tls => Some(tls_connector(&config)?),
             _ => None,
         };
-        Ok(SyslogSink { config, ctx, header, tls, stream: None, udp: None })
-    }
-
-    /// Encodes one event as a syslog message (no framing).
-    fn message(&self, event: &crate::model::Event, out: &mut Vec<u8>) {
-        let model = normalize_lossless(event);
-        let mut body = Vec::with_capacity(512);
-        if self.config.format == Format::Leef {
-            let mut text = String::new();
-            crate::encode::leef::encode(&model, self.config.leef_delimiter, &mut text);
-            body.extend_from_slice(text.as_bytes());
-        } else {
-            self.config.format.encode_document(event, Some(&model), &mut body);
-        }
-        let body = String::from_utf8_lossy(&body);
-        let severity = message::severity(model.severity.level);
-        match self.config.protocol {
-            Protocol::Rfc5424 => {
-                let kind = serde_json::to_value(model.kind).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
-                let risk = model.risk_score.to_string();
-                let sd = [SdElement {
-                    id: &self.config.sd_id,
-                    params: vec![
-                        ("tenant", &event.tenant),
-                        ("source", &event.source),
-                        ("vendor", &event.vendor),
-                        ("id", &event.id),
-                        ("kind", &kind),
-                        ("risk_score", &risk),
-                    ],
-                }];
-                message::rfc5424(&self.header, severity, model.time, &kind, &sd, &body, out);
-            }
-            Protocol::Rfc3164 => message::rfc3164(&self.header, severity, model.time, &body, out),
-        }
+        let messages = Arc::new(Messages { config: config.clone(), header });
+        Ok(SyslogSink { config, ctx, messages, tls, stream: None, udp: None })
     }
 
     async fn connect(&self) -> anyhow::Result<Stream> {
@@ -285,50 +252,26 @@ impl SyslogSink {
     }
 
     async fn write_events(&mut self, batches: &[Batch]) -> anyhow::Result<Written> {
+        let messages = self.messages.clone();
+        let framed = crate::sinks::encode_all(batches, Arc::new(move |e: &crate::model::Event| messages.framed(e))).await?;
         let mut written = Written::default();
-        let events = batches.iter().flat_map(|b| b.iter());
+        written.truncated = framed.iter().filter(|(_, cut)| *cut).count() as u64;
+        if written.truncated > 0 {
+            metrics::counter!("sluice_syslog_truncated_total", "sink" => self.ctx.name.clone()).increment(written.truncated);
+        }
+        let udp = self.config.transport == Transport::Udp;
+        let (datagrams, stream): (Vec<Vec<u8>>, Vec<u8>) = if udp {
+            (framed.into_iter().map(|(m, _)| m).collect(), Vec::new())
+        } else {
+            let mut stream = Vec::with_capacity(framed.iter().map(|(m, _)| m.len()).sum());
+            framed.iter().for_each(|(m, _)| stream.extend_from_slice(m));
+            (Vec::new(), stream)
+        };
         let mut attempt = 0;
-        if self.config.transport == Transport::Udp {
-            let max = self.config.max_udp_bytes();
-            let messages: Vec<Vec<u8>> = events
-                .map(|e| {
-                    let mut m = Vec::with_capacity(1024);
-                    self.message(e, &mut m);
-                    if message::truncate(&mut m, max) {
-                        written.truncated += 1;
-                    }
-                    m
-                })
-                .collect();
-            if written.truncated > 0 {
-                metrics::counter!("sluice_syslog_truncated_total", "sink" => self.ctx.name.clone()).increment(written.truncated);
-            }
-            loop {
-                attempt += 1;
-                match self.send_udp(&messages).await {
-                    Ok(()) => return Ok(written),
-                    Err(e) if attempt >= self.ctx.policy.retry.max_attempts => return Err(e),
-                    Err(e) => self.pause(attempt, &e).await,
-                }
-            }
-        }
-        let octet_counting = self.config.transport == Transport::Tls || self.config.framing == Framing::OctetCounting;
-        let mut bytes = Vec::with_capacity(batches.iter().map(|b| b.len()).sum::<usize>() * 1024);
-        let mut m = Vec::with_capacity(2048);
-        for e in events {
-            m.clear();
-            self.message(e, &mut m);
-            if octet_counting {
-                bytes.extend_from_slice(format!("{} ", m.len()).as_bytes());
-                bytes.extend_from_slice(&m);
-            } else {
-                bytes.extend_from_slice(&m);
-                bytes.push(b'\n');
-            }
-        }
         loop {
             attempt += 1;
-            match self.send_stream(&bytes).await {
+            let result = if udp { self.send_udp(&datagrams).await } else { self.send_stream(&stream).await };
+            match result {
                 Ok(()) => return Ok(written),
                 Err(e) if attempt >= self.ctx.policy.retry.max_attempts => return Err(e),
                 Err(e) => self.pause(attempt, &e).await,
@@ -374,6 +317,72 @@ impl Drop for SyslogSink {
             });
         }
     }
+}
+/// Turns events into framed syslog messages; shared with the encoding threads.
+struct Messages {
+    config: SyslogConfig,
+    header: Header,
+}
+
+impl Messages {
+    /// One event as a syslog message, framed for TCP/TLS (octet count or trailing newline), or
+    /// cut to `max_udp` for UDP. Returns the bytes and whether they were cut.
+    fn framed(&self, event: &crate::model::Event) -> (Vec<u8>, bool) {
+        let mut m = Vec::with_capacity(1024);
+        self.message(event, &mut m);
+        match self.config.transport {
+            Transport::Udp => {
+                let cut = message::truncate(&mut m, self.config.max_udp_bytes());
+                (m, cut)
+            }
+            Transport::Tls => (octet_counted(m), false),
+            Transport::Tcp if self.config.framing == Framing::OctetCounting => (octet_counted(m), false),
+            Transport::Tcp => {
+                m.push(b'\n');
+                (m, false)
+            }
+        }
+    }
+
+    /// Encodes one event as a syslog message (no framing).
+    fn message(&self, event: &crate::model::Event, out: &mut Vec<u8>) {
+        let model = normalize_lossless(event);
+        let mut body = Vec::with_capacity(512);
+        if self.config.format == Format::Leef {
+            let mut text = String::new();
+            crate::encode::leef::encode(&model, self.config.leef_delimiter, &mut text);
+            body.extend_from_slice(text.as_bytes());
+        } else {
+            self.config.format.encode_document(event, Some(&model), &mut body);
+        }
+        let body = String::from_utf8(body).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
+        let severity = message::severity(model.severity.level);
+        match self.config.protocol {
+            Protocol::Rfc5424 => {
+                let kind = model.kind.as_str();
+                let risk = model.risk_score.to_string();
+                let sd = [SdElement {
+                    id: &self.config.sd_id,
+                    params: vec![
+                        ("tenant", &event.tenant),
+                        ("source", &event.source),
+                        ("vendor", &event.vendor),
+                        ("id", &event.id),
+                        ("kind", kind),
+                        ("risk_score", &risk),
+                    ],
+                }];
+                message::rfc5424(&self.header, severity, model.time, kind, &sd, &body, out);
+            }
+            Protocol::Rfc3164 => message::rfc3164(&self.header, severity, model.time, &body, out),
+        }
+    }
+}
+
+fn octet_counted(message: Vec<u8>) -> Vec<u8> {
+    let mut framed = format!("{} ", message.len()).into_bytes();
+    framed.extend_from_slice(&message);
+    framed
 }
 
 fn tls_connector(config: &SyslogConfig) -> anyhow::Result<(tokio_rustls::TlsConnector, rustls::pki_types::ServerName<'static>)> {
