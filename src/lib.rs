@@ -3,8 +3,9 @@
 //! Data flows through the modules in this order:
 //! `sources` (collect) → `decode` (vendor bytes to [`model::Event`]) → `pipeline` (route, durable
 //! hand-off, checkpoints) → `sinks` (deliver). `config` describes all of it, `store` keeps what must
-//! survive a crash.
+//! survive a crash, `api` serves it over HTTP.
 
+pub mod api;
 pub mod config;
 pub mod decode;
 pub mod demo;
@@ -19,3 +20,4 @@ pub mod sources;
 pub mod store;
 pub mod telemetry;
 pub mod testserver;
+pub mod usage;

@@ -69,8 +69,42 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Manage the REST API's bearer tokens (kept hashed in the store).
+    Token {
+        #[command(subcommand)]
+        action: TokenAction,
+    },
     /// Print the version.
     Version,
+}
+
+#[derive(Subcommand)]
+enum TokenAction {
+    /// Create a token and print it (the only time it is shown).
+    Create {
+        #[arg(short, long, default_value = "sluice.yml")]
+        config: PathBuf,
+        /// admin (everything), reader (read-only) or ingest (send events only)
+        #[arg(long)]
+        role: String,
+        /// Bind the token to one tenant: it then sees and writes only that tenant's data.
+        #[arg(long)]
+        tenant: Option<String>,
+        /// What the token is for.
+        #[arg(long, default_value = "")]
+        name: String,
+    },
+    /// List tokens (never their secret).
+    List {
+        #[arg(short, long, default_value = "sluice.yml")]
+        config: PathBuf,
+    },
+    /// Revoke a token by its id; it stops working at once.
+    Revoke {
+        #[arg(short, long, default_value = "sluice.yml")]
+        config: PathBuf,
+        id: String,
+    },
 }
 
 /// Decoding and encoding allocate many small values; mimalloc halves what the system allocator
@@ -90,6 +124,7 @@ fn main() -> ExitCode {
         }
         Command::Check { config } => check(&config),
         Command::Status { config, json } => status(&config, json),
+        Command::Token { action } => token(action),
         Command::Convert { decoder, format, file } => convert(&decoder, &format, file.as_deref()),
         Command::Testserver { listen } => {
             let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
@@ -162,6 +197,70 @@ fn check(path: &Path) -> ExitCode {
             ExitCode::from(EXIT_INVALID_CONFIG)
         }
     }
+}
+
+fn token(action: TokenAction) -> ExitCode {
+    use sluice::api::auth::{self, Role};
+    let path = match &action {
+        TokenAction::Create { config, .. } | TokenAction::List { config } | TokenAction::Revoke { config, .. } => config.clone(),
+    };
+    let config = match Config::load(&path) {
+        Ok(c) => c,
+        Err(errors) => {
+            eprintln!("{errors}");
+            return ExitCode::from(EXIT_INVALID_CONFIG);
+        }
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio runtime");
+    let result: anyhow::Result<ExitCode> = runtime.block_on(async {
+        let store = sluice::store::Store::open(&config.state_dir)?;
+        match action {
+            TokenAction::Create { role, tenant, name, .. } => {
+                let Some(role) = Role::parse(&role) else {
+                    eprintln!("role `{role}`: use admin, reader or ingest");
+                    return Ok(ExitCode::from(EXIT_INVALID_CONFIG));
+                };
+                if let Some(t) = &tenant {
+                    if let Err(e) = sluice::names::validate(t) {
+                        eprintln!("tenant: {e}");
+                        return Ok(ExitCode::from(EXIT_INVALID_CONFIG));
+                    }
+                    if !config.tenants.iter().any(|c| c.name == *t) {
+                        eprintln!("note: tenant `{t}` is not in {} (yet)", path.display());
+                    }
+                }
+                let (token, new) = auth::create(&store, role, tenant.as_deref(), &name).await?;
+                eprintln!("token {} ({}, tenant {}): keep it now, it is not shown again", new.id, role.as_str(), tenant.as_deref().unwrap_or("*"));
+                println!("{token}");
+            }
+            TokenAction::List { .. } => {
+                println!("{:<10} {:<8} {:<20} {:<25} {:<25} NAME", "ID", "ROLE", "TENANT", "CREATED", "REVOKED");
+                for t in store.tokens(None).await? {
+                    println!(
+                        "{:<10} {:<8} {:<20} {:<25} {:<25} {}",
+                        t.id,
+                        t.role,
+                        t.tenant.as_deref().unwrap_or("*"),
+                        t.created_at,
+                        t.revoked_at.as_deref().unwrap_or("-"),
+                        t.name
+                    );
+                }
+            }
+            TokenAction::Revoke { id, .. } => {
+                if !store.revoke_token(&id, None).await? {
+                    eprintln!("no live token with id `{id}`");
+                    return Ok(ExitCode::FAILURE);
+                }
+                println!("revoked {id}");
+            }
+        }
+        Ok(ExitCode::SUCCESS)
+    });
+    result.unwrap_or_else(|e| {
+        eprintln!("{e:#}");
+        ExitCode::FAILURE
+    })
 }
 
 /// Reads the store (the daemon may be running: SQLite readers do not block it).
@@ -287,11 +386,14 @@ fn convert(decoder: &str, format: &str, file: Option<&Path>) -> ExitCode {
 }
 
 async fn run(path: PathBuf, config: Config) -> ExitCode {
-    if let Some(listen) = config.metrics_listen
-        && let Err(e) = telemetry::init_metrics(listen) {
+    let metrics = match telemetry::init_metrics(config.metrics_listen) {
+        Ok(handle) => handle,
+        Err(e) => {
             tracing::error!("{e:#}");
             return ExitCode::FAILURE;
         }
+    };
+    let api_config = config.api.clone();
     let (mut term, mut int, mut hup) = match (
         signal(SignalKind::terminate()),
         signal(SignalKind::interrupt()),
@@ -309,6 +411,26 @@ async fn run(path: PathBuf, config: Config) -> ExitCode {
             tracing::error!(error = %format!("{e:#}"), "cannot start");
             return ExitCode::FAILURE;
         }
+    };
+    let api_stop = tokio_util::sync::CancellationToken::new();
+    let api = match api_config {
+        Some(api_config) => {
+            // A port that cannot be bound fails the start, like a bad config.
+            let bound = match sluice::api::bind(&api_config, runtime.view(), Some(metrics)).await {
+                Ok(b) => b,
+                Err(e) => {
+                    tracing::error!(error = %format!("{e:#}"), "cannot start the API");
+                    return ExitCode::FAILURE;
+                }
+            };
+            let stop = api_stop.clone();
+            Some(tokio::spawn(async move {
+                if let Err(e) = bound.serve(async move { stop.cancelled().await }).await {
+                    tracing::error!(error = %format!("{e:#}"), "API stopped");
+                }
+            }))
+        }
+        None => None,
     };
     tracing::info!(config = %path.display(), tenants = runtime.config().tenants.len(), "sluice running");
     service::ready(&summary(&runtime));
@@ -340,6 +462,11 @@ async fn run(path: PathBuf, config: Config) -> ExitCode {
     }
 
     service::stopping();
+    // The API stops taking events first; requests in flight finish (graceful shutdown).
+    api_stop.cancel();
+    if let Some(api) = api {
+        let _ = tokio::time::timeout(Duration::from_secs(10), api).await;
+    }
     let deadline = runtime.config().shutdown_timeout;
     tracing::info!(?deadline, "shutting down: stopping intake and flushing");
     let started = std::time::Instant::now();

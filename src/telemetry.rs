@@ -116,14 +116,26 @@ pub fn init_logging(format: Option<LogFormat>, level: Option<&str>, file: Option
     tracing_subscriber::registry().with(main.with_filter(filter())).with(file_layer).init();
 }
 
-/// Serves Prometheus metrics on `listen` (`GET /metrics`).
-pub fn init_metrics(listen: std::net::SocketAddr) -> anyhow::Result<()> {
-    metrics_exporter_prometheus::PrometheusBuilder::new()
+/// Records metrics in Prometheus form, for the API's `/metrics`, and also serves them on
+/// `listen` (`GET /metrics`, no token) when that is given.
+pub fn init_metrics(listen: Option<std::net::SocketAddr>) -> anyhow::Result<metrics_exporter_prometheus::PrometheusHandle> {
+    let builder = metrics_exporter_prometheus::PrometheusBuilder::new();
+    let Some(listen) = listen else {
+        return builder.install_recorder().map_err(|e| anyhow::anyhow!("metrics recorder: {e}"));
+    };
+    let (recorder, exporter) = builder
         .with_http_listener(listen)
-        .install()
+        .build()
         .map_err(|e| anyhow::anyhow!("metrics listener on {listen}: {e}"))?;
+    let handle = recorder.handle();
+    metrics::set_global_recorder(recorder).map_err(|e| anyhow::anyhow!("metrics recorder: {e}"))?;
+    tokio::spawn(async move {
+        if let Err(e) = exporter.await {
+            tracing::error!(error = ?e, "metrics listener stopped");
+        }
+    });
     tracing::info!(%listen, "metrics listener bound");
-    Ok(())
+    Ok(handle)
 }
 
 #[cfg(test)]

@@ -32,6 +32,8 @@ pub struct Config {
     pub store: StoreKind,
     pub shutdown_timeout: Duration,
     pub metrics_listen: Option<std::net::SocketAddr>,
+    /// The REST API, when configured.
+    pub api: Option<crate::api::ApiConfig>,
     pub log_file: Option<crate::telemetry::LogFileConfig>,
     pub sinks: BTreeMap<String, SinkConfig>,
     pub tenants: Vec<TenantConfig>,
@@ -117,6 +119,8 @@ struct RawConfig {
     #[serde(default)]
     log: Option<crate::telemetry::LogFileConfig>,
     #[serde(default)]
+    api: Option<Value>,
+    #[serde(default)]
     sinks: Map<String, Value>,
     #[serde(default)]
     tenants: Vec<Value>,
@@ -199,6 +203,14 @@ impl ConfigError {
 
 fn build(value: Value, source_path: &Path, errors: &mut Vec<ConfigError>) -> Option<Config> {
     let raw: RawConfig = parse_at(value, "", errors)?;
+    let api = raw.api.and_then(|v| {
+        let config: crate::api::ApiConfig = parse_at(v, "api", errors)?;
+        let problems = config.problems();
+        for (field, reason) in &problems {
+            errors.push(ConfigError::at(format!("api.{field}"), reason.clone()));
+        }
+        problems.is_empty().then_some(config)
+    });
 
     let mut sinks = BTreeMap::new();
     for (name, value) in raw.sinks {
@@ -272,6 +284,7 @@ fn build(value: Value, source_path: &Path, errors: &mut Vec<ConfigError>) -> Opt
         store: raw.store,
         shutdown_timeout: raw.shutdown_timeout,
         metrics_listen: raw.metrics.map(|m| m.listen),
+        api,
         log_file: raw.log,
         sinks,
         tenants,

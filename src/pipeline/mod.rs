@@ -43,16 +43,21 @@ pub type Ack = BoxFuture<'static, anyhow::Result<()>>;
 pub struct Emitter {
     sinks: SinkMap,
     routes: Arc<[String]>,
+    usage: Arc<crate::usage::UsageMeter>,
 }
 
 impl Emitter {
-    pub fn new(sinks: SinkMap, routes: Vec<String>) -> Self {
-        Emitter { sinks, routes: routes.into() }
+    pub fn new(sinks: SinkMap, routes: Vec<String>, usage: Arc<crate::usage::UsageMeter>) -> Self {
+        Emitter { sinks, routes: routes.into(), usage }
     }
 
     /// Sends a batch to every routed sink. Waits while a sink's queue is full (backpressure),
     /// then returns the acknowledgement to await before advancing the source's position.
     pub async fn emit(&self, events: Vec<Event>) -> anyhow::Result<Ack> {
+        if let Some(first) = events.first() {
+            let bytes = events.iter().map(|e| e.raw.get().len() as u64).sum();
+            self.usage.events(&first.tenant, events.len() as u64, bytes);
+        }
         let events = Arc::new(events);
         let handles = self.resolve().await?;
         let mut acks = Vec::with_capacity(handles.len());

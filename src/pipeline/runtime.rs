@@ -12,6 +12,28 @@ use tokio_util::sync::CancellationToken;
 use super::{Emitter, SinkMap, sink_worker};
 use crate::config::{Config, SinkConfig, TenantConfig};
 use crate::sinks::status::{SinkStatus, StatusMap};
+use crate::usage::UsageMeter;
+
+/// Each tenant's sink names, by tenant.
+pub type Routes = Arc<RwLock<HashMap<String, Vec<String>>>>;
+
+/// Shared handles on the running system, for the API.
+#[derive(Clone)]
+pub struct RuntimeView {
+    pub store: Store,
+    pub sinks: SinkMap,
+    pub statuses: StatusMap,
+    pub routes: Routes,
+    pub usage: Arc<UsageMeter>,
+}
+
+impl RuntimeView {
+    /// An emitter for a tenant's events, or None if the tenant is not configured.
+    pub fn emitter(&self, tenant: &str) -> Option<Emitter> {
+        let routes = self.routes.read().expect("routes poisoned").get(tenant).cloned()?;
+        Some(Emitter::new(self.sinks.clone(), routes, self.usage.clone()))
+    }
+}
 use crate::sources::SourceContext;
 use crate::store::Store;
 
@@ -24,6 +46,10 @@ pub struct Runtime {
     sinks: SinkMap,
     sink_tasks: HashMap<String, JoinHandle<()>>,
     statuses: StatusMap,
+    /// Each tenant's sinks, for events that arrive through the API.
+    routes: Routes,
+    usage: Arc<UsageMeter>,
+    usage_flush: JoinHandle<()>,
     tenants: HashMap<String, TenantTask>,
     /// (tenant, source) pairs that have run in this process; see [`SourceContext::first_run_in_process`].
     started_sources: HashSet<(String, String)>,
@@ -54,12 +80,26 @@ impl Runtime {
     pub async fn start(config: Config) -> anyhow::Result<Runtime> {
         let store = Store::open(&config.state_dir)?;
         tracing::info!(path = %store.path().display(), "store opened");
+        let usage = UsageMeter::new();
+        let usage_flush = {
+            let (usage, store) = (usage.clone(), store.clone());
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(Duration::from_secs(10));
+                loop {
+                    tick.tick().await;
+                    usage.flush(&store).await;
+                }
+            })
+        };
         let mut runtime = Runtime {
             config: Config { sinks: Default::default(), tenants: Vec::new(), ..config.clone() },
             store,
             sinks: Arc::new(RwLock::new(HashMap::new())),
             sink_tasks: HashMap::new(),
             statuses: StatusMap::default(),
+            routes: Routes::default(),
+            usage,
+            usage_flush,
             tenants: HashMap::new(),
             started_sources: HashSet::new(),
         };
@@ -75,9 +115,15 @@ impl Runtime {
         &self.store
     }
 
-    /// Health and statistics of the running sinks.
-    pub fn statuses(&self) -> &StatusMap {
-        &self.statuses
+    /// What the API needs of the running system; it follows reloads.
+    pub fn view(&self) -> RuntimeView {
+        RuntimeView {
+            store: self.store.clone(),
+            sinks: self.sinks.clone(),
+            statuses: self.statuses.clone(),
+            routes: self.routes.clone(),
+            usage: self.usage.clone(),
+        }
     }
 
     /// Moves the running system to `new`, touching only what differs. On error nothing changed.
@@ -140,6 +186,7 @@ impl Runtime {
                 changes.tenants_started.push(tenant.name.clone());
             }
         }
+        *self.routes.write().expect("routes poisoned") = new.tenants.iter().map(|t| (t.name.clone(), t.sinks.clone())).collect();
         self.config = new;
         Ok(changes)
     }
@@ -163,7 +210,7 @@ impl Runtime {
 
     fn start_tenant(&mut self, tenant: TenantConfig) {
         let cancel = CancellationToken::new();
-        let emitter = Emitter::new(self.sinks.clone(), tenant.sinks.clone());
+        let emitter = Emitter::new(self.sinks.clone(), tenant.sinks.clone(), self.usage.clone());
         let mut joins = Vec::new();
         for source in &tenant.sources {
             let first_run = self.started_sources.insert((tenant.name.clone(), source.name.clone()));
@@ -192,6 +239,8 @@ impl Runtime {
             self.sinks.write().expect("sink map poisoned").clear();
             futures::future::join_all(self.sink_tasks.drain().map(|(_, j)| j)).await;
             tracing::info!(elapsed = ?started.elapsed(), "sinks flushed");
+            self.usage_flush.abort();
+            self.usage.flush(&self.store).await;
         };
         tokio::time::timeout(deadline, work).await.is_ok()
     }

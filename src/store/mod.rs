@@ -12,10 +12,14 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::model::Event;
 
+mod api;
+pub use api::{AlertInsert, StoredAlert, TokenRecord, UsageRow};
+
 const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0001_initial.sql"),
     include_str!("migrations/0002_dead_letters.sql"),
     include_str!("migrations/0003_sink_stats.sql"),
+    include_str!("migrations/0004_api.sql"),
 ];
 
 #[derive(Clone)]
@@ -45,7 +49,7 @@ impl Store {
     }
 
     /// Runs `f` on the connection in a blocking thread.
-    async fn with<R: Send + 'static>(
+    pub(crate) async fn with<R: Send + 'static>(
         &self,
         f: impl FnOnce(&mut Connection) -> rusqlite::Result<R> + Send + 'static,
     ) -> anyhow::Result<R> {

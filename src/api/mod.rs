@@ -1,0 +1,218 @@
+//! The REST API (axum): events in (`/api/v1/ingest/{source}`, the Wazuh webhook), health,
+//! statistics, alerts, usage, tokens and metrics out. Every endpoint but `/health` and the
+//! OpenAPI document needs a bearer token (see [`auth`]); a token bound to a tenant sees and
+//! writes only that tenant's data.
+
+pub mod auth;
+mod events;
+mod read;
+mod tls;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::pipeline::runtime::RuntimeView;
+
+/// `api:` in the config file.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiConfig {
+    #[serde(default = "default_listen")]
+    pub listen: SocketAddr,
+    /// Request bodies above this many bytes are refused with 413.
+    #[serde(default = "default_max_body")]
+    pub max_body_bytes: usize,
+    /// Serve HTTPS with this certificate chain and key (PEM).
+    #[serde(default)]
+    pub tls: Option<TlsFiles>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsFiles {
+    pub cert_file: PathBuf,
+    pub key_file: PathBuf,
+}
+
+fn default_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 8080))
+}
+fn default_max_body() -> usize {
+    10 << 20
+}
+
+impl ApiConfig {
+    pub fn problems(&self) -> Vec<(&'static str, String)> {
+        let mut out = Vec::new();
+        if let Some(tls) = &self.tls {
+            for (field, path) in [("tls.cert_file", &tls.cert_file), ("tls.key_file", &tls.key_file)] {
+                if !path.is_file() {
+                    out.push((field, format!("{} does not exist", path.display())));
+                }
+            }
+        }
+        if self.max_body_bytes < 1024 {
+            out.push(("max_body_bytes", "must be at least 1024".into()));
+        }
+        out
+    }
+}
+
+#[derive(Clone)]
+pub struct AppState {
+    pub view: RuntimeView,
+    pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
+    failed_logins: Arc<auth::FailedLogins>,
+}
+
+/// An error answer: `{"error": "..."}` with its status.
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub message: String,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        ApiError { status, message: message.into() }
+    }
+    pub fn bad_request(m: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, m)
+    }
+    pub fn unauthorized(m: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, m)
+    }
+    pub fn forbidden(m: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, m)
+    }
+    pub fn not_found(m: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, m)
+    }
+    pub fn too_many(m: impl Into<String>) -> Self {
+        Self::new(StatusCode::TOO_MANY_REQUESTS, m)
+    }
+    pub fn unavailable(m: impl Into<String>) -> Self {
+        Self::new(StatusCode::SERVICE_UNAVAILABLE, m)
+    }
+    pub fn internal(e: anyhow::Error) -> Self {
+        tracing::error!(error = %format!("{e:#}"), "API request failed");
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal error; see the sluice log")
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut response = (self.status, Json(serde_json::json!({ "error": self.message }))).into_response();
+        if self.status == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(axum::http::header::WWW_AUTHENTICATE, axum::http::HeaderValue::from_static("Bearer"));
+        }
+        response
+    }
+}
+
+/// The client's address, for limiting failed authentications per address.
+#[derive(Debug, Clone, Copy)]
+pub struct PeerAddr(pub SocketAddr);
+
+impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, tokio::net::TcpListener>> for PeerAddr {
+    fn connect_info(stream: axum::serve::IncomingStream<'_, tokio::net::TcpListener>) -> Self {
+        PeerAddr(*stream.remote_addr())
+    }
+}
+
+impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, tls::TlsListener>> for PeerAddr {
+    fn connect_info(stream: axum::serve::IncomingStream<'_, tls::TlsListener>) -> Self {
+        PeerAddr(*stream.remote_addr())
+    }
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "sluice", description = "Multi-tenant security event collector and SIEM forwarder"),
+    modifiers(&BearerAuth),
+    security(("bearer" = []))
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme("bearer", SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()));
+    }
+}
+
+/// The router and the OpenAPI document of exactly its routes.
+pub fn router(state: AppState, max_body: usize) -> (axum::Router, utoipa::openapi::OpenApi) {
+    let (router, openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(read::health))
+        .routes(routes!(read::metrics))
+        .routes(routes!(read::sinks))
+        .routes(routes!(read::alerts))
+        .routes(routes!(read::usage))
+        .routes(routes!(read::tokens, read::create_token))
+        .routes(routes!(read::revoke_token))
+        .routes(routes!(events::ingest))
+        .routes(routes!(events::wazuh_alert))
+        .with_state(state)
+        .split_for_parts();
+    let document = openapi.clone();
+    let router = router
+        .route("/api/openapi.json", axum::routing::get(move || async move { Json(document) }))
+        .fallback(|| async { ApiError::not_found("no such endpoint") })
+        .layer(axum::extract::DefaultBodyLimit::max(max_body));
+    (router, openapi)
+}
+
+/// A bound API listener, ready to serve.
+pub struct BoundApi {
+    app: axum::extract::connect_info::IntoMakeServiceWithConnectInfo<axum::Router, PeerAddr>,
+    listener: Listener,
+    pub local_addr: SocketAddr,
+}
+
+enum Listener {
+    Plain(tokio::net::TcpListener),
+    Tls(tls::TlsListener),
+}
+
+/// Binds the API's address (so a taken port fails the start) and builds the router.
+pub async fn bind(config: &ApiConfig, view: RuntimeView, metrics: Option<metrics_exporter_prometheus::PrometheusHandle>) -> anyhow::Result<BoundApi> {
+    let state = AppState { view, metrics, failed_logins: Arc::default() };
+    let (router, _) = router(state, config.max_body_bytes);
+    let tcp = tokio::net::TcpListener::bind(config.listen).await.map_err(|e| anyhow::anyhow!("API listener on {}: {e}", config.listen))?;
+    let local_addr = tcp.local_addr()?;
+    let listener = match &config.tls {
+        None => Listener::Plain(tcp),
+        Some(files) => Listener::Tls(tls::TlsListener::new(tcp, files)?),
+    };
+    Ok(BoundApi { app: router.into_make_service_with_connect_info::<PeerAddr>(), listener, local_addr })
+}
+
+impl BoundApi {
+    /// Serves until `shutdown` resolves; requests in flight are finished.
+    pub async fn serve(self, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+        match self.listener {
+            Listener::Plain(l) => {
+                tracing::info!(listen = %self.local_addr, "API listening (HTTP)");
+                axum::serve(l, self.app).with_graceful_shutdown(shutdown).await?;
+            }
+            Listener::Tls(l) => {
+                tracing::info!(listen = %self.local_addr, "API listening (HTTPS)");
+                axum::serve(l, self.app).with_graceful_shutdown(shutdown).await?;
+            }
+        }
+        Ok(())
+    }
+}

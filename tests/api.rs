@@ -1,0 +1,307 @@
+//! The REST API through real HTTP against a running `sluice run`: the authorization matrix,
+//! ingest and the Wazuh webhook (durable before 200, deduplicated), alerts, usage, tokens,
+//! limits, and the OpenAPI document.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use common::{Sluice, count_lines, wait_until};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+struct Api {
+    _dir: tempfile::TempDir,
+    dir: PathBuf,
+    cfg: PathBuf,
+    url: String,
+    sluice: Option<Sluice>,
+    http: reqwest::Client,
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn token(cfg: &Path, role: &str, tenant: Option<&str>) -> String {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_sluice"));
+    cmd.args(["token", "create", "-c"]).arg(cfg).args(["--role", role]);
+    if let Some(t) = tenant {
+        cmd.args(["--tenant", t]);
+    }
+    let out = cmd.output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+impl Api {
+    fn start(max_body: usize) -> Api {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().to_path_buf();
+        let port = free_port();
+        let cfg = d.join("sluice.yml");
+        std::fs::write(
+            &cfg,
+            format!(
+                "state_dir: {s}/state\napi: {{listen: \"127.0.0.1:{port}\", max_body_bytes: {max_body}}}\nsinks:\n  acme-out: {{type: file, path: \"{s}/acme.jsonl\", format: event}}\n  globex-out: {{type: file, path: \"{s}/globex.jsonl\", format: event}}\ntenants:\n  - {{name: acme, sinks: [acme-out]}}\n  - {{name: globex, sinks: [globex-out]}}\n",
+                s = d.display()
+            ),
+        )
+        .unwrap();
+        let mut api = Api { url: format!("http://127.0.0.1:{port}"), _dir: dir, dir: d, cfg, sluice: None, http: reqwest::Client::new() };
+        api.restart();
+        api
+    }
+
+    fn restart(&mut self) {
+        let sluice = Sluice::start(&self.cfg, &self.dir.join("sluice.log"));
+        let url = self.url.clone();
+        wait_until(Duration::from_secs(20), || std::net::TcpStream::connect(url.trim_start_matches("http://")).is_ok(), || sluice.log_text());
+        self.sluice = Some(sluice);
+    }
+
+    async fn call(&self, method: &str, path: &str, token: Option<&str>, body: Option<&str>) -> (StatusCode, String) {
+        let mut req = self.http.request(method.parse().unwrap(), format!("{}{path}", self.url));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req.header("Content-Type", "application/json").body(b.to_string());
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status();
+        (status, resp.text().await.unwrap())
+    }
+}
+
+fn alert(id: &str, agent: &str, level: u64) -> String {
+    json!({
+        "timestamp": "2024-02-14T22:02:34.461+0500",
+        "rule": {"level": level, "description": "sshd: Attempt to login using a non-existent user", "id": "5710", "groups": ["syslog", "sshd"]},
+        "agent": {"id": agent, "name": "web-1", "ip": "10.0.1.85"},
+        "manager": {"name": "wazuh"},
+        "id": id,
+        "full_log": "Failed password for invalid user admin from 123.20.109.89 port 49286 ssh2",
+        "data": {"srcip": "123.20.109.89", "srcuser": "admin"},
+        "location": "/var/log/auth.log"
+    })
+    .to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn authorization_matrix_and_no_cross_tenant_data() {
+    let api = Api::start(1 << 20);
+    let cfg = &api.cfg;
+    let tokens: Vec<(&str, Option<String>)> = vec![
+        ("none", None),
+        ("bad", Some("sluice_00000000_notavalidtoken".to_string())),
+        ("admin", Some(token(cfg, "admin", None))),
+        ("reader", Some(token(cfg, "reader", None))),
+        ("ingest", Some(token(cfg, "ingest", None))),
+        ("acme-admin", Some(token(cfg, "admin", Some("acme")))),
+        ("acme-reader", Some(token(cfg, "reader", Some("acme")))),
+        ("acme-ingest", Some(token(cfg, "ingest", Some("acme")))),
+        ("globex-reader", Some(token(cfg, "reader", Some("globex")))),
+    ];
+    // Seed data for acme, so "no cross-tenant data" has something to leak.
+    let acme_ingest = tokens[7].1.clone().unwrap();
+    let (s, b) = api.call("POST", "/wazuh-alert", Some(&acme_ingest), Some(&alert("1707930154.1", "1", 10))).await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+
+    let ndjson = "{\"msg\":\"hello\"}";
+    let new_token = "{\"role\":\"reader\"}";
+    let globex_alert = alert("1707930154.2", "2", 3);
+    // endpoint → expected status per token, in the order of `tokens`.
+    let matrix: Vec<(&str, &str, Option<&str>, [u16; 9])> = vec![
+        ("GET", "/health", None, [200, 200, 200, 200, 200, 200, 200, 200, 200]),
+        ("GET", "/api/openapi.json", None, [200, 200, 200, 200, 200, 200, 200, 200, 200]),
+        ("GET", "/metrics", None, [401, 401, 200, 200, 403, 403, 403, 403, 403]),
+        ("GET", "/api/v1/sinks", None, [401, 401, 200, 200, 403, 403, 403, 403, 403]),
+        ("GET", "/api/alerts?tenant=acme", None, [401, 401, 200, 200, 403, 200, 200, 403, 404]),
+        ("GET", "/api/alerts", None, [401, 401, 400, 400, 403, 200, 200, 403, 200]),
+        ("GET", "/api/v1/tenants/acme/usage", None, [401, 401, 200, 200, 403, 200, 200, 403, 404]),
+        ("GET", "/api/v1/tokens", None, [401, 401, 200, 403, 403, 200, 403, 403, 403]),
+        ("POST", "/api/v1/tokens", Some(new_token), [401, 401, 201, 403, 403, 201, 403, 403, 403]),
+        ("POST", "/api/v1/ingest/app?tenant=acme", Some(ndjson), [401, 401, 200, 403, 200, 200, 403, 200, 403]),
+        ("POST", "/api/v1/ingest/app", Some(ndjson), [401, 401, 400, 403, 400, 200, 403, 200, 403]),
+        ("POST", "/wazuh-alert?tenant=globex", Some(&globex_alert), [401, 401, 200, 403, 200, 404, 403, 404, 403]),
+        ("DELETE", "/api/v1/tokens/ffffffff", None, [401, 401, 404, 403, 403, 404, 403, 403, 403]),
+        ("GET", "/api/v1/nothing-here", None, [404, 404, 404, 404, 404, 404, 404, 404, 404]),
+    ];
+    let mut wrong = Vec::new();
+    for (method, path, body, expected) in &matrix {
+        for ((who, tok), want) in tokens.iter().zip(expected) {
+            let (status, text) = api.call(method, path, tok.as_deref(), *body).await;
+            if status.as_u16() != *want {
+                wrong.push(format!("{method} {path} as {who}: {status} (expected {want}) {text}"));
+            }
+            // Whatever the status, acme's alert never shows to a token of another tenant.
+            if who.starts_with("globex") {
+                assert!(!text.contains("1707930154.1"), "{method} {path} leaked acme data to {who}: {text}");
+            }
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+
+    // Failed authentication is limited per address, and logged without the token.
+    for _ in 0..30 {
+        api.call("GET", "/api/v1/sinks", Some("sluice_deadbeef_secretpart"), None).await;
+    }
+    let (status, _) = api.call("GET", "/api/v1/sinks", Some(tokens[2].1.as_deref().unwrap()), None).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+    let log = api.sluice.as_ref().unwrap().log_text();
+    assert!(log.contains("deadbeef") && !log.contains("secretpart"), "the log names the token id only");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ingest_and_wazuh_alerts_are_durable_before_200_and_deduplicated() {
+    let api = Api::start(64 * 1024);
+    let ingest = token(&api.cfg, "ingest", Some("acme"));
+    let reader = token(&api.cfg, "reader", Some("acme"));
+    let acme = api.dir.join("acme.jsonl");
+
+    // NDJSON: on disk (fsynced) when the 200 arrives.
+    let body: String = (0..100).map(|i| format!("{{\"n\":{i},\"severity\":\"high\"}}\n")).collect();
+    let (s, b) = api.call("POST", "/api/v1/ingest/app", Some(&ingest), Some(&body)).await;
+    assert_eq!((s, serde_json::from_str::<Value>(&b).unwrap()["accepted"].as_u64()), (StatusCode::OK, Some(100)), "{b}");
+    assert_eq!(count_lines(&acme), 100);
+    // A JSON array works too; a bad line refuses the whole batch, naming it.
+    let (s, _) = api.call("POST", "/api/v1/ingest/app", Some(&ingest), Some("[{\"n\":100},{\"n\":101}]")).await;
+    assert_eq!(s, StatusCode::OK);
+    let (s, b) = api.call("POST", "/api/v1/ingest/app", Some(&ingest), Some("{\"n\":1}\n{\"n\":\n{\"n\":3}\n")).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert!(b.contains("event 2"), "{b}");
+    assert_eq!(count_lines(&acme), 102, "nothing of a refused batch is taken");
+    // Too large: 413.
+    let big = format!("{{\"pad\":\"{}\"}}", "x".repeat(70 * 1024));
+    assert_eq!(api.call("POST", "/api/v1/ingest/app", Some(&ingest), Some(&big)).await.0, StatusCode::PAYLOAD_TOO_LARGE);
+    // Unknown fields in management payloads are named.
+    let admin = token(&api.cfg, "admin", None);
+    let (s, b) = api.call("POST", "/api/v1/tokens", Some(&admin), Some("{\"role\":\"reader\",\"tenat\":\"acme\"}")).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert!(b.contains("tenat"), "{b}");
+
+    // The Wazuh webhook: posted twice, stored once, routed once; the Shuffle wrapper works too.
+    let a = alert("1707930154.2696", "7", 10);
+    for _ in 0..2 {
+        let (s, b) = api.call("POST", "/wazuh-alert", Some(&ingest), Some(&a)).await;
+        assert_eq!(s, StatusCode::OK, "{b}");
+    }
+    let (_, b) = api.call("POST", "/wazuh-alert", Some(&ingest), Some(&a)).await;
+    let r: Value = serde_json::from_str(&b).unwrap();
+    assert_eq!((r["duplicate"].as_bool(), r["agent_id"].as_str(), r["risk_score"].as_u64()), (Some(true), Some("007"), Some(75)));
+    let wrapped = json!({"severity": 2, "title": "x", "all_fields": serde_json::from_str::<Value>(&alert("1707930155.1", "7", 3)).unwrap()}).to_string();
+    assert_eq!(api.call("POST", "/wazuh-alert", Some(&ingest), Some(&wrapped)).await.0, StatusCode::OK);
+    assert_eq!(api.call("POST", "/wazuh-alert", Some(&ingest), Some("{\"rule\":{}}")).await.0, StatusCode::BAD_REQUEST);
+    assert_eq!(count_lines(&acme), 104, "two distinct alerts routed once each");
+
+    // Query: filters and paging by cursor.
+    for i in 0..25 {
+        let (s, _) = api.call("POST", "/wazuh-alert", Some(&ingest), Some(&alert(&format!("1707930200.{i}"), "9", 12))).await;
+        assert_eq!(s, StatusCode::OK);
+    }
+    let (_, b) = api.call("GET", "/api/alerts?agent_id=007", Some(&reader), None).await;
+    let page: Value = serde_json::from_str(&b).unwrap();
+    assert_eq!(page["alerts"].as_array().unwrap().len(), 2, "{page}");
+    assert_eq!(page["alerts"][0]["alert"]["sluice"]["agent_id"], "007");
+    let (_, b) = api.call("GET", "/api/alerts?risk_score=90", Some(&reader), None).await;
+    assert_eq!(serde_json::from_str::<Value>(&b).unwrap()["alerts"].as_array().unwrap().len(), 25, "rule level 12 is critical (95)");
+    let mut seen = BTreeSet::new();
+    let mut cursor = String::new();
+    loop {
+        let (_, b) = api.call("GET", &format!("/api/alerts?limit=7{cursor}"), Some(&reader), None).await;
+        let page: Value = serde_json::from_str(&b).unwrap();
+        for a in page["alerts"].as_array().unwrap() {
+            assert!(seen.insert(a["alert_id"].as_str().unwrap().to_string()), "a page repeated an alert");
+        }
+        match page["next"].as_str() {
+            Some(n) => cursor = format!("&cursor={n}"),
+            None => break,
+        }
+    }
+    assert_eq!(seen.len(), 27);
+    let (s, _) = api.call("GET", "/api/alerts?since=yesterday", Some(&reader), None).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+
+    // Usage: events, bytes and API calls per day, as JSON and CSV.
+    let (_, b) = api.call("GET", "/api/v1/tenants/acme/usage", Some(&reader), None).await;
+    let rows: Value = serde_json::from_str(&b).unwrap();
+    assert!(rows[0]["events"].as_u64().unwrap() >= 129, "{rows}");
+    assert!(rows[0]["api_calls"].as_u64().unwrap() >= 30, "{rows}");
+    let (s, csv) = api.call("GET", "/api/v1/tenants/acme/usage?format=csv", Some(&reader), None).await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(csv.starts_with("tenant,day,events,bytes,api_calls\nacme,"), "{csv}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_during_ingest_loses_no_acknowledged_request() {
+    let mut api = Api::start(1 << 20);
+    let ingest = token(&api.cfg, "ingest", Some("acme"));
+    let url = format!("{}/api/v1/ingest/app", api.url);
+    let mut senders = Vec::new();
+    for worker in 0..4 {
+        let (url, ingest) = (url.clone(), ingest.clone());
+        senders.push(tokio::spawn(async move {
+            let http = reqwest::Client::new();
+            let mut acknowledged = Vec::new();
+            for n in 0..100_000 {
+                let id = format!("w{worker}-{n}");
+                let body: String = (0..20).map(|k| format!("{{\"req\":\"{id}\",\"k\":{k}}}\n")).collect();
+                match http.post(&url).bearer_auth(&ingest).body(body).send().await {
+                    Ok(r) if r.status() == StatusCode::OK => acknowledged.push(id),
+                    _ => break,
+                }
+            }
+            acknowledged
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    api.sluice.take().unwrap().kill9();
+    let mut acknowledged = Vec::new();
+    for s in senders {
+        acknowledged.extend(s.await.unwrap());
+    }
+    assert!(acknowledged.len() > 20, "only {} requests went through", acknowledged.len());
+    api.restart();
+    let text = std::fs::read_to_string(api.dir.join("acme.jsonl")).unwrap();
+    let mut events_per_request = std::collections::HashMap::<String, usize>::new();
+    for line in text.lines() {
+        let v: Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: a torn line {line:?}"));
+        *events_per_request.entry(v["event"]["req"].as_str().unwrap().to_string()).or_default() += 1;
+    }
+    for id in &acknowledged {
+        assert_eq!(events_per_request.get(id), Some(&20), "request {id} got 200 but is not whole in the output");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_openapi_document_lists_every_route() {
+    let api = Api::start(1 << 20);
+    let (s, b) = api.call("GET", "/api/openapi.json", None, None).await;
+    assert_eq!(s, StatusCode::OK);
+    let doc: Value = serde_json::from_str(&b).unwrap();
+    let paths: BTreeSet<&str> = doc["paths"].as_object().unwrap().keys().map(String::as_str).collect();
+    let expected: BTreeSet<&str> = [
+        "/health",
+        "/metrics",
+        "/api/v1/sinks",
+        "/api/alerts",
+        "/api/v1/tenants/{tenant}/usage",
+        "/api/v1/tokens",
+        "/api/v1/tokens/{id}",
+        "/api/v1/ingest/{source}",
+        "/wazuh-alert",
+    ]
+    .into();
+    assert_eq!(paths, expected);
+    assert!(doc["components"]["securitySchemes"]["bearer"].is_object());
+    // Every documented path is served (no 404 from the fallback).
+    for path in &paths {
+        let concrete = path.replace("{tenant}", "acme").replace("{id}", "x").replace("{source}", "s");
+        let (status, _) = api.call("GET", &concrete, None, None).await;
+        assert_ne!(status, StatusCode::NOT_FOUND, "{path}");
+    }
+}
