@@ -305,3 +305,24 @@ async fn the_openapi_document_lists_every_route() {
         assert_ne!(status, StatusCode::NOT_FOUND, "{path}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_wazuh_integration_script_delivers_an_alert_file() {
+    let api = Api::start(1 << 20);
+    let ingest = token(&api.cfg, "ingest", Some("globex"));
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("packaging/wazuh/custom-sluice");
+    let file = api.dir.join("1707930154-123.alert");
+    std::fs::write(&file, alert("1707930154.77", "3", 7) + "\n").unwrap();
+    let hook = format!("{}/wazuh-alert", api.url);
+    let run = |token: &str| {
+        let out = Command::new("sh").arg(&script).arg(&file).arg(token).arg(&hook).output().unwrap();
+        (out.status.success(), String::from_utf8_lossy(&out.stderr).to_string())
+    };
+    let (ok, err) = tokio::task::block_in_place(|| run(&ingest));
+    assert!(ok, "{err}");
+    assert_eq!(count_lines(&api.dir.join("globex.jsonl")), 1);
+    // A wrong token is a failure Wazuh's integrator sees (exit status), not a silent loss.
+    let (ok, err) = tokio::task::block_in_place(|| run("sluice_00000000_wrong"));
+    assert!(!ok);
+    assert!(err.contains("401"), "{err}");
+}
