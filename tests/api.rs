@@ -326,3 +326,30 @@ async fn the_wazuh_integration_script_delivers_an_alert_file() {
     assert!(!ok);
     assert!(err.contains("401"), "{err}");
 }
+
+/// schemathesis (PyPI) generates requests from `/api/openapi.json`; none may get a 5xx.
+/// Without schemathesis installed the test says so and passes, unless
+/// `SLUICE_REQUIRE_SCHEMATHESIS=1` (as CI sets it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn schemathesis_finds_no_server_error() {
+    let found = Command::new("schemathesis").arg("--version").output().is_ok_and(|o| o.status.success());
+    if !found {
+        assert!(std::env::var_os("SLUICE_REQUIRE_SCHEMATHESIS").is_none(), "schemathesis is required: pip install schemathesis");
+        eprintln!("SKIPPED: schemathesis is not installed (pip install schemathesis)");
+        return;
+    }
+    let api = Api::start(1 << 20);
+    let admin = token(&api.cfg, "admin", None);
+    let schema = format!("{}/api/openapi.json", api.url);
+    let out = tokio::task::block_in_place(|| {
+        Command::new("schemathesis")
+            .args(["run", &schema, "--checks", "not_a_server_error", "--max-examples", "25", "--seed", "1"])
+            .args(["-H", &format!("Authorization: Bearer {admin}")])
+            .env("NO_COLOR", "1")
+            .output()
+            .unwrap()
+    });
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "schemathesis found problems:\n{text}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(!api.sluice.as_ref().unwrap().log_text().contains("API request failed"), "internal errors were logged");
+}

@@ -37,7 +37,10 @@ pub struct IngestResult {
     path = "/api/v1/ingest/{source}",
     tag = "events",
     params(("source" = String, Path, description = "The producer's name, recorded as the events' source"), IngestQuery),
-    request_body(content = String, content_type = "application/x-ndjson", description = "JSON object, array of objects, or NDJSON"),
+    request_body(
+        description = "A JSON object, an array of objects, or NDJSON (one object per line)",
+        content((Object = "application/json"), (String = "application/x-ndjson"))
+    ),
     responses(
         (status = 200, description = "Every event is durable", body = IngestResult),
         (status = 400, description = "Unreadable input; nothing was taken"),
