@@ -405,6 +405,20 @@ async fn run(path: PathBuf, config: Config) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    // SIEM connections created through the API run like sinks of the file.
+    let config = match sluice::store::Store::open(&config.state_dir) {
+        Ok(store) => match store.api_sinks().await {
+            Ok(sinks) => sluice::api::siem::merge(config, &sinks),
+            Err(e) => {
+                tracing::error!(error = %format!("{e:#}"), "cannot read the API's SIEM connections");
+                return ExitCode::FAILURE;
+            }
+        },
+        Err(e) => {
+            tracing::error!(error = %format!("{e:#}"), "cannot open the store");
+            return ExitCode::FAILURE;
+        }
+    };
     let mut runtime = match Runtime::start(config).await {
         Ok(r) => r,
         Err(e) => {
@@ -413,10 +427,11 @@ async fn run(path: PathBuf, config: Config) -> ExitCode {
         }
     };
     let api_stop = tokio_util::sync::CancellationToken::new();
+    let (reconfigure_tx, mut reconfigure_rx) = tokio::sync::mpsc::channel::<tokio::sync::oneshot::Sender<anyhow::Result<()>>>(8);
     let api = match api_config {
         Some(api_config) => {
             // A port that cannot be bound fails the start, like a bad config.
-            let bound = match sluice::api::bind(&api_config, runtime.view(), Some(metrics)).await {
+            let bound = match sluice::api::bind(&api_config, runtime.view(), Some(metrics), Some(reconfigure_tx)).await {
                 Ok(b) => b,
                 Err(e) => {
                     tracing::error!(error = %format!("{e:#}"), "cannot start the API");
@@ -449,6 +464,13 @@ async fn run(path: PathBuf, config: Config) -> ExitCode {
                 continue;
             }
             _ = hup.recv() => "SIGHUP",
+            Some(reply) = reconfigure_rx.recv() => {
+                service::reloading();
+                let result = apply_file_and_api(&mut runtime, &path, "SIEM connections changed").await;
+                service::ready(&summary(&runtime));
+                let _ = reply.send(result);
+                continue;
+            }
             _ = poll.tick() => {
                 let now = FileStamp::read(&path);
                 if now == watched { continue }
@@ -480,25 +502,30 @@ async fn run(path: PathBuf, config: Config) -> ExitCode {
 }
 
 async fn reload(runtime: &mut Runtime, path: &Path, reason: &str) {
+    if let Err(e) = apply_file_and_api(runtime, path, reason).await {
+        tracing::error!("new configuration rejected, still running the previous one: {e:#}");
+    }
+}
+
+/// Applies the config file plus the API's SIEM connections, as a difference to what runs.
+async fn apply_file_and_api(runtime: &mut Runtime, path: &Path, reason: &str) -> anyhow::Result<()> {
     tracing::info!(reason, "reloading configuration");
-    let new = match Config::load(path) {
-        Ok(c) => c,
-        Err(errors) => {
-            tracing::error!("new configuration rejected, still running the previous one: {errors}");
-            return;
-        }
-    };
-    match runtime.apply(new).await {
-        Ok(changes) if changes.is_empty() => tracing::info!("configuration reloaded: nothing changed"),
-        Ok(changes) => tracing::info!(
+    let new = Config::load(path).map_err(|errors| anyhow::anyhow!("{errors}"))?;
+    let sinks = runtime.store().api_sinks().await?;
+    let new = sluice::api::siem::merge(new, &sinks);
+    let changes = runtime.apply(new).await?;
+    if changes.is_empty() {
+        tracing::info!("configuration reloaded: nothing changed");
+    } else {
+        tracing::info!(
             sinks_started = ?changes.sinks_started,
             sinks_stopped = ?changes.sinks_stopped,
             tenants_started = ?changes.tenants_started,
             tenants_stopped = ?changes.tenants_stopped,
             "configuration reloaded"
-        ),
-        Err(e) => tracing::error!(error = %format!("{e:#}"), "new configuration rejected, still running the previous one"),
+        );
     }
+    Ok(())
 }
 
 /// One line for `systemctl status`.

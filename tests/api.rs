@@ -129,6 +129,12 @@ async fn authorization_matrix_and_no_cross_tenant_data() {
         ("POST", "/api/v1/ingest/app", Some(ndjson), [401, 401, 400, 403, 400, 200, 403, 200, 403]),
         ("POST", "/wazuh-alert?tenant=globex", Some(&globex_alert), [401, 401, 200, 403, 200, 404, 403, 404, 403]),
         ("DELETE", "/api/v1/tokens/ffffffff", None, [401, 401, 404, 403, 403, 404, 403, 403, 403]),
+        ("GET", "/api/v1/siem/connections", None, [401, 401, 200, 200, 403, 200, 200, 403, 200]),
+        ("GET", "/api/v1/siem/statistics", None, [401, 401, 200, 200, 403, 200, 200, 403, 200]),
+        ("GET", "/api/v1/siem/health", None, [401, 401, 200, 200, 403, 200, 200, 403, 200]),
+        ("POST", "/api/v1/siem/connections", Some("{}"), [401, 401, 400, 403, 403, 400, 403, 403, 403]),
+        ("POST", "/api/v1/siem/retry-failed", None, [401, 401, 200, 403, 403, 200, 403, 403, 403]),
+        ("GET", "/api/v1/siem/connections/SIEM-CONN-00000000", None, [401, 401, 404, 404, 403, 404, 404, 403, 404]),
         ("GET", "/api/v1/nothing-here", None, [404, 404, 404, 404, 404, 404, 404, 404, 404]),
     ];
     let mut wrong = Vec::new();
@@ -294,6 +300,14 @@ async fn the_openapi_document_lists_every_route() {
         "/api/v1/tokens/{id}",
         "/api/v1/ingest/{source}",
         "/wazuh-alert",
+        "/api/v1/siem/connections",
+        "/api/v1/siem/connections/{id}",
+        "/api/v1/siem/connections/{id}/test",
+        "/api/v1/siem/export",
+        "/api/v1/siem/statistics",
+        "/api/v1/siem/health",
+        "/api/v1/siem/process-pending",
+        "/api/v1/siem/retry-failed",
     ]
     .into();
     assert_eq!(paths, expected);
@@ -352,4 +366,76 @@ async fn schemathesis_finds_no_server_error() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "schemathesis found problems:\n{text}\n{}", String::from_utf8_lossy(&out.stderr));
     assert!(!api.sluice.as_ref().unwrap().log_text().contains("API request failed"), "internal errors were logged");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn seed_003_connections_are_live_sinks_that_survive_restarts() {
+    use sluice_emulators::splunk_hec::{HecConfig, HecEmulator};
+    let hec = HecEmulator::start(HecConfig::default()).await.unwrap();
+    let port = hec.url().rsplit(':').next().unwrap().to_string();
+    let mut api = Api::start(1 << 20);
+    let admin = token(&api.cfg, "admin", Some("acme"));
+    let ingest = token(&api.cfg, "ingest", Some("acme"));
+    let hec_token = HecConfig::default().token;
+
+    // Seed 003's payload, as its scripts post it.
+    let payload = json!({
+        "name": "Splunk prod", "siem_type": "splunk", "endpoint": "127.0.0.1", "port": port.parse::<u16>().unwrap(),
+        "use_ssl": false, "verify_ssl": true, "auth_type": "token", "auth_token": hec_token, "index_name": "security",
+        "source_type": "_json", "enabled_event_types": ["alert", "security_event"], "batch_size": 100,
+        "batch_interval_seconds": 0, "enabled": true
+    })
+    .to_string();
+    let (s, b) = api.call("POST", "/api/v1/siem/connections", Some(&admin), Some(&payload)).await;
+    assert_eq!(s, StatusCode::CREATED, "{b}");
+    assert!(!b.contains(&hec_token), "the secret is write-only: {b}");
+    let created: Value = serde_json::from_str(&b).unwrap();
+    let id = created["connection_id"].as_str().unwrap().to_string();
+    assert!(id.starts_with("SIEM-CONN-"));
+
+    // Live at once: the tenant's events go to it (alerts only, as enabled_event_types says).
+    let events = "{\"title\":\"a\",\"kind\":\"alert\",\"severity\":\"high\"}\n{\"title\":\"b\",\"severity\":\"low\"}\n";
+    let (s, b) = api.call("POST", "/api/v1/ingest/app", Some(&ingest), Some(events)).await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    wait_until(Duration::from_secs(20), || hec.event_count() >= 1, || "the connection got nothing".into());
+    let (_, b) = api.call("GET", "/api/v1/siem/connections", Some(&admin), None).await;
+    let list: Value = serde_json::from_str(&b).unwrap();
+    assert_eq!(list.as_array().unwrap().len(), 1);
+    assert!(!b.contains(&hec_token));
+    let (_, b) = api.call("POST", &format!("/api/v1/siem/connections/{id}/test"), Some(&admin), None).await;
+    assert_eq!(serde_json::from_str::<Value>(&b).unwrap()["success"], true, "{b}");
+
+    // It survives a restart, and the immediate export reaches it.
+    api.sluice.take().unwrap().terminate();
+    api.restart();
+    let before = hec.event_count();
+    let export = json!({"event_type": "alert", "event_source": "mac-agent", "event_data": {"title": "exported", "kind": "alert", "severity": "critical"}}).to_string();
+    let (s, b) = api.call("POST", "/api/v1/siem/export", Some(&admin), Some(&export)).await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    assert_eq!(serde_json::from_str::<Value>(&b).unwrap()["results"][&id], true, "{b}");
+    wait_until(Duration::from_secs(20), || hec.event_count() > before, || "export after restart".into());
+
+    let (_, b) = api.call("GET", "/api/v1/siem/statistics", Some(&admin), None).await;
+    let stats: Value = serde_json::from_str(&b).unwrap();
+    assert!(stats["sent_events"].as_u64().unwrap() >= 1 && stats["active_connections"].as_u64().unwrap() >= 2, "{stats}");
+    let (_, b) = api.call("GET", "/api/v1/siem/health", Some(&admin), None).await;
+    assert!(serde_json::from_str::<Value>(&b).unwrap()["connections"][&id]["connection_id"] == id.as_str(), "{b}");
+
+    // Validation names the field; unknown fields are refused by name.
+    let (s, b) = api.call("PUT", &format!("/api/v1/siem/connections/{id}"), Some(&admin), Some("{\"batch_size\": 0}")).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert!(b.contains("batch_size"), "{b}");
+    let (s, b) = api.call("PUT", &format!("/api/v1/siem/connections/{id}"), Some(&admin), Some("{\"batch_sise\": 5}")).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert!(b.contains("batch_sise"), "{b}");
+
+    // Disabled, then deleted: the sink stops.
+    let (s, _) = api.call("PUT", &format!("/api/v1/siem/connections/{id}"), Some(&admin), Some("{\"enabled\": false}")).await;
+    assert_eq!(s, StatusCode::OK);
+    let (_, b) = api.call("GET", "/api/v1/siem/health", Some(&admin), None).await;
+    assert!(serde_json::from_str::<Value>(&b).unwrap()["connections"].get(&id).is_none(), "{b}");
+    let (s, _) = api.call("DELETE", &format!("/api/v1/siem/connections/{id}"), Some(&admin), None).await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    let (s, _) = api.call("GET", &format!("/api/v1/siem/connections/{id}"), Some(&admin), None).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
 }

@@ -6,6 +6,7 @@
 pub mod auth;
 mod events;
 mod read;
+pub mod siem;
 mod tls;
 
 use std::net::SocketAddr;
@@ -67,10 +68,14 @@ impl ApiConfig {
     }
 }
 
+/// A request to apply the config file plus the API's SIEM connections; answered when done.
+pub type Reconfigure = tokio::sync::mpsc::Sender<tokio::sync::oneshot::Sender<anyhow::Result<()>>>;
+
 #[derive(Clone)]
 pub struct AppState {
     pub view: RuntimeView,
     pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
+    pub reconfigure: Option<Reconfigure>,
     failed_logins: Arc<auth::FailedLogins>,
 }
 
@@ -165,6 +170,14 @@ pub fn router(state: AppState, max_body: usize) -> (axum::Router, utoipa::openap
         .routes(routes!(read::revoke_token))
         .routes(routes!(events::ingest))
         .routes(routes!(events::wazuh_alert))
+        .routes(routes!(siem::list, siem::create))
+        .routes(routes!(siem::get_one, siem::update, siem::delete))
+        .routes(routes!(siem::test))
+        .routes(routes!(siem::export))
+        .routes(routes!(siem::statistics))
+        .routes(routes!(siem::health))
+        .routes(routes!(siem::process_pending))
+        .routes(routes!(siem::retry_failed))
         .with_state(state)
         .split_for_parts();
     let document = openapi.clone();
@@ -188,8 +201,13 @@ enum Listener {
 }
 
 /// Binds the API's address (so a taken port fails the start) and builds the router.
-pub async fn bind(config: &ApiConfig, view: RuntimeView, metrics: Option<metrics_exporter_prometheus::PrometheusHandle>) -> anyhow::Result<BoundApi> {
-    let state = AppState { view, metrics, failed_logins: Arc::default() };
+pub async fn bind(
+    config: &ApiConfig,
+    view: RuntimeView,
+    metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
+    reconfigure: Option<Reconfigure>,
+) -> anyhow::Result<BoundApi> {
+    let state = AppState { view, metrics, reconfigure, failed_logins: Arc::default() };
     let (router, _) = router(state, config.max_body_bytes);
     let tcp = tokio::net::TcpListener::bind(config.listen).await.map_err(|e| anyhow::anyhow!("API listener on {}: {e}", config.listen))?;
     let local_addr = tcp.local_addr()?;

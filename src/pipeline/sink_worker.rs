@@ -95,6 +95,15 @@ impl Worker {
                 }
                 _ = tokio::time::sleep_until(self.retry_at), if self.backlog => self.drain_chunk().await,
                 _ = check_tick.tick() => {
+                    // Events put back in the outbox from outside (retried dead letters).
+                    if !self.backlog
+                        && let Ok((n, bytes)) = self.store.outbox_size(&self.name).await
+                        && n > 0
+                    {
+                        self.status.set_pending(n, bytes);
+                        self.backlog = true;
+                        self.retry_at = Instant::now();
+                    }
                     let result = match tokio::time::timeout(CHECK_TIMEOUT, self.sink.check()).await {
                         Ok(r) => r.map_err(|e| format!("{e:#}")),
                         Err(_) => Err(format!("no answer within {CHECK_TIMEOUT:?}")),

@@ -13,13 +13,14 @@ use rusqlite::{Connection, OptionalExtension, params};
 use crate::model::Event;
 
 mod api;
-pub use api::{AlertInsert, StoredAlert, TokenRecord, UsageRow};
+pub use api::{AlertInsert, ApiSink, StoredAlert, TokenRecord, UsageRow};
 
 const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0001_initial.sql"),
     include_str!("migrations/0002_dead_letters.sql"),
     include_str!("migrations/0003_sink_stats.sql"),
     include_str!("migrations/0004_api.sql"),
+    include_str!("migrations/0005_api_sinks.sql"),
 ];
 
 #[derive(Clone)]
