@@ -12,10 +12,14 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::model::Event;
 
+mod inventory;
+pub use inventory::{WAZUH_MAX_PAGE, WazuhInventory, WazuhListing, WazuhPage};
+
 const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0001_initial.sql"),
     include_str!("migrations/0002_dead_letters.sql"),
     include_str!("migrations/0003_sink_stats.sql"),
+    include_str!("migrations/0005_wazuh_inventory.sql"),
 ];
 
 #[derive(Clone)]
