@@ -1,6 +1,7 @@
 //! Sources: where events come from. One folder per kind of source, holding its config and code.
 
 pub mod file;
+pub mod wazuh_api;
 pub mod withsecure;
 
 use std::sync::Arc;
@@ -18,10 +19,11 @@ use crate::store::Store;
 pub enum SourceSettings {
     File(file::FileSourceConfig),
     WithSecure(withsecure::WithSecureConfig),
+    WazuhApi(wazuh_api::WazuhApiConfig),
 }
 
 impl SourceSettings {
-    pub const TYPES: &[&str] = &["file", "withsecure"];
+    pub const TYPES: &[&str] = &["file", "withsecure", "wazuh_api"];
 
     pub fn parse(kind: &str, value: Value, path: &str, errors: &mut Vec<ConfigError>) -> Option<Self> {
         match kind {
@@ -33,6 +35,14 @@ impl SourceSettings {
                     errors.push(ConfigError::at(format!("{path}.{field}"), reason.clone()));
                 }
                 problems.is_empty().then_some(SourceSettings::WithSecure(config))
+            }
+            "wazuh_api" => {
+                let config: wazuh_api::WazuhApiConfig = parse_at(value, path, errors)?;
+                let problems = config.problems();
+                for (field, reason) in &problems {
+                    errors.push(ConfigError::at(format!("{path}.{field}"), reason.clone()));
+                }
+                problems.is_empty().then_some(SourceSettings::WazuhApi(config))
             }
             other => {
                 errors.push(unknown_type(path, "source", other, Self::TYPES));
@@ -47,6 +57,7 @@ impl SourceSettings {
         match self {
             SourceSettings::File(c) => Box::pin(file::run(c.clone(), ctx)),
             SourceSettings::WithSecure(c) => Box::pin(withsecure::run(c.clone(), ctx)),
+            SourceSettings::WazuhApi(c) => Box::pin(wazuh_api::run(c.clone(), ctx)),
         }
     }
 }

@@ -13,7 +13,9 @@ use rusqlite::{Connection, OptionalExtension, params};
 use crate::model::Event;
 
 mod api;
+mod inventory;
 pub use api::{AlertInsert, ApiSink, StoredAlert, TokenRecord, UsageRow};
+pub use inventory::{WAZUH_MAX_PAGE, WazuhInventory, WazuhListing, WazuhPage};
 
 const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0001_initial.sql"),
@@ -21,6 +23,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0003_sink_stats.sql"),
     include_str!("migrations/0004_api.sql"),
     include_str!("migrations/0005_api_sinks.sql"),
+    include_str!("migrations/0006_wazuh_inventory.sql"),
 ];
 
 #[derive(Clone)]
