@@ -8,6 +8,7 @@ mod events;
 mod read;
 pub mod siem;
 mod tls;
+mod wazuh;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -178,6 +179,11 @@ pub fn router(state: AppState, max_body: usize) -> (axum::Router, utoipa::openap
         .routes(routes!(siem::health))
         .routes(routes!(siem::process_pending))
         .routes(routes!(siem::retry_failed))
+        .routes(routes!(wazuh::agents))
+        .routes(routes!(wazuh::syscheck))
+        .routes(routes!(wazuh::software))
+        .routes(routes!(wazuh::osinfo))
+        .routes(routes!(wazuh::alerts))
         .with_state(state)
         .split_for_parts();
     let document = openapi.clone();
