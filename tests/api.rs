@@ -243,6 +243,14 @@ async fn ingest_and_wazuh_alerts_are_durable_before_200_and_deduplicated() {
     let (s, csv) = api.call("GET", "/api/v1/tenants/acme/usage?format=csv", Some(&reader), None).await;
     assert_eq!(s, StatusCode::OK);
     assert!(csv.starts_with("tenant,day,events,bytes,api_calls\nacme,"), "{csv}");
+
+    // Metrics per tenant, source and sink.
+    let (s, text) = api.call("GET", "/metrics", Some(&admin), None).await;
+    assert_eq!(s, StatusCode::OK);
+    for needle in ["sluice_events_in_total{", "tenant=\"acme\"", "source=\"wazuh-webhook\"", "sluice_sink_events_total{sink=\"acme-out\"}",
+        "sluice_sink_outbox_events{sink=\"acme-out\"} 0", "sluice_sink_last_success_timestamp_seconds{sink=\"acme-out\"}"] {
+        assert!(text.contains(needle), "no {needle} in\n{text}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

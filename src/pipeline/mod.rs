@@ -51,12 +51,20 @@ impl Emitter {
         Emitter { sinks, routes: routes.into(), usage }
     }
 
+    /// Usage of this tenant (events, bytes, vendor API calls), for billing.
+    pub fn usage(&self) -> &Arc<crate::usage::UsageMeter> {
+        &self.usage
+    }
+
     /// Sends a batch to every routed sink. Waits while a sink's queue is full (backpressure),
     /// then returns the acknowledgement to await before advancing the source's position.
     pub async fn emit(&self, events: Vec<Event>) -> anyhow::Result<Ack> {
         if let Some(first) = events.first() {
             let bytes = events.iter().map(|e| e.raw.get().len() as u64).sum();
             self.usage.events(&first.tenant, events.len() as u64, bytes);
+            let labels = [("tenant", first.tenant.to_string()), ("source", first.source.to_string())];
+            metrics::counter!("sluice_events_in_total", &labels).increment(events.len() as u64);
+            metrics::counter!("sluice_events_in_bytes_total", &labels).increment(bytes);
         }
         let events = Arc::new(events);
         let handles = self.resolve().await?;

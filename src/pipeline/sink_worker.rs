@@ -246,6 +246,7 @@ impl Worker {
         let sent = count as u64 - written.dead_lettered.min(count as u64);
         self.status.delivered(sent);
         metrics::counter!("sluice_sink_events_total", "sink" => self.name.clone()).increment(sent);
+        metrics::gauge!("sluice_sink_last_success_timestamp_seconds", "sink" => self.name.clone()).set(chrono::Utc::now().timestamp() as f64);
         if written.dead_lettered > 0 {
             let reason = written.dead_letter_reason.as_deref().unwrap_or("refused");
             self.status.dead_lettered(written.dead_lettered, reason);

@@ -68,6 +68,7 @@ pub struct Client {
     tenant: String,
     requests: AtomicU64,
     throttled: AtomicU64,
+    usage: std::sync::Arc<crate::usage::UsageMeter>,
 }
 
 struct Token {
@@ -100,7 +101,12 @@ enum LoginError {
 }
 
 impl Client {
-    pub fn new(config: &WazuhApiConfig, tenant: &str, cancel: CancellationToken) -> anyhow::Result<Client> {
+    pub fn new(
+        config: &WazuhApiConfig,
+        tenant: &str,
+        cancel: CancellationToken,
+        usage: std::sync::Arc<crate::usage::UsageMeter>,
+    ) -> anyhow::Result<Client> {
         Ok(Client {
             http: shared_client(&config.tls)?,
             base: config.url.trim_end_matches('/').to_string(),
@@ -115,6 +121,7 @@ impl Client {
             tenant: tenant.to_string(),
             requests: AtomicU64::new(0),
             throttled: AtomicU64::new(0),
+            usage,
         })
     }
 
@@ -170,6 +177,7 @@ impl Client {
             let status = response.status();
             metrics::counter!("sluice_wazuh_api_requests_total", "tenant" => self.tenant.clone(), "status" => status.as_u16().to_string())
                 .increment(1);
+            self.usage.api_call(&self.tenant);
             match status {
                 s if s.is_success() => match response.bytes().await {
                     Ok(body) => {

@@ -81,7 +81,7 @@ struct Totals {
 }
 
 pub async fn run(config: WazuhApiConfig, ctx: SourceContext) -> anyhow::Result<()> {
-    let client = Client::new(&config, &ctx.tenant, ctx.cancel.clone())?;
+    let client = Client::new(&config, &ctx.tenant, ctx.cancel.clone(), ctx.emitter.usage().clone())?;
     // A restart (or reload) does not collect again before the interval has passed.
     let mut wait = match last_collection(&ctx).await? {
         Some(at) => (at + config.interval - Utc::now()).to_std().unwrap_or_default().min(config.interval),

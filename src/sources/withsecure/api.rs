@@ -36,6 +36,7 @@ pub struct Api {
     token: Option<(String, Instant)>,
     cancel: CancellationToken,
     tenant: String,
+    usage: std::sync::Arc<crate::usage::UsageMeter>,
 }
 
 #[derive(Deserialize)]
@@ -52,7 +53,12 @@ pub enum Params<'a> {
 }
 
 impl Api {
-    pub fn new(config: &WithSecureConfig, tenant: &str, cancel: CancellationToken) -> anyhow::Result<Api> {
+    pub fn new(
+        config: &WithSecureConfig,
+        tenant: &str,
+        cancel: CancellationToken,
+        usage: std::sync::Arc<crate::usage::UsageMeter>,
+    ) -> anyhow::Result<Api> {
         let http = shared_client()?;
         // Burst of one: requests are spread evenly, so no minute ever exceeds the limit.
         let quota = Quota::per_minute(config.rate_limit_per_minute).allow_burst(NonZeroU32::MIN);
@@ -66,6 +72,7 @@ impl Api {
             token: None,
             cancel,
             tenant: tenant.to_string(),
+            usage,
         })
     }
 
@@ -94,6 +101,7 @@ impl Api {
             };
             let status = response.status();
             metrics::counter!("sluice_withsecure_requests_total", "tenant" => self.tenant.clone(), "status" => status.as_u16().to_string()).increment(1);
+            self.usage.api_call(&self.tenant);
             match status {
                 s if s.is_success() => {
                     let body = response.bytes().await.with_context(|| format!("{path}: reading the response"))?;

@@ -57,7 +57,7 @@ struct ItemKeys<'a> {
 }
 
 pub async fn run(config: WithSecureConfig, ctx: SourceContext) -> anyhow::Result<()> {
-    let mut api = Api::new(&config, &ctx.tenant, ctx.cancel.clone())?;
+    let mut api = Api::new(&config, &ctx.tenant, ctx.cancel.clone(), ctx.emitter.usage().clone())?;
     // Organizations whose start position this process has settled (start_mode applies once).
     let mut started: HashSet<String> = HashSet::new();
     let mut first_run = ctx.first_run_in_process;
@@ -272,6 +272,10 @@ fn checkpoint_key(org: &str) -> String {
 }
 
 async fn save(ctx: &SourceContext, key: &str, cp: &Checkpoint) -> anyhow::Result<()> {
+    // How far behind the vendor the collection is: the newest event delivered, against now.
+    let lag = (chrono::Utc::now() - cp.timestamp).num_milliseconds().max(0) as f64 / 1000.0;
+    metrics::gauge!("sluice_source_lag_seconds", "tenant" => ctx.tenant.to_string(), "source" => ctx.source.to_string(), "key" => key.to_string())
+        .set(lag);
     ctx.store.set_checkpoint(&ctx.tenant, &ctx.source, key, serde_json::to_string(cp)?).await
 }
 
