@@ -254,8 +254,7 @@ impl SyslogSink {
     async fn write_events(&mut self, batches: &[Batch]) -> anyhow::Result<Written> {
         let messages = self.messages.clone();
         let framed = crate::sinks::encode_all(batches, Arc::new(move |e: &crate::model::Event| messages.framed(e))).await?;
-        let mut written = Written::default();
-        written.truncated = framed.iter().filter(|(_, cut)| *cut).count() as u64;
+        let written = Written { truncated: framed.iter().filter(|(_, cut)| *cut).count() as u64, ..Default::default() };
         if written.truncated > 0 {
             metrics::counter!("sluice_syslog_truncated_total", "sink" => self.ctx.name.clone()).increment(written.truncated);
         }
