@@ -526,3 +526,41 @@ async fn the_wazuh_inventory_is_queryable_per_tenant_with_paging() {
 fn urlencode(s: &str) -> String {
     s.bytes().map(|b| if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) { (b as char).to_string() } else { format!("%{b:02X}") }).collect()
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_api_serves_https_with_its_certificate() {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let key = KeyPair::generate().unwrap();
+    let cert = CertificateParams::new(vec!["localhost".to_string()]).unwrap().signed_by(&key, &rcgen::Issuer::from_params(&ca_params, &ca_key)).unwrap();
+    std::fs::write(d.join("api.pem"), cert.pem()).unwrap();
+    std::fs::write(d.join("api.key"), key.serialize_pem()).unwrap();
+    let port = free_port();
+    let cfg = d.join("sluice.yml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "state_dir: {s}/state\napi: {{listen: \"127.0.0.1:{port}\", tls: {{cert_file: \"{s}/api.pem\", key_file: \"{s}/api.key\"}}}}\nsinks:\n  out: {{type: file, path: \"{s}/out.jsonl\"}}\ntenants:\n  - {{name: acme, sinks: [out]}}\n",
+            s = d.display()
+        ),
+    )
+    .unwrap();
+    let reader = token(&cfg, "reader", Some("acme"));
+    let sluice = Sluice::start(&cfg, &d.join("sluice.log"));
+    wait_until(Duration::from_secs(20), || std::net::TcpStream::connect(("127.0.0.1", port)).is_ok(), || sluice.log_text());
+    let client = reqwest::Client::builder().add_root_certificate(reqwest::Certificate::from_pem(ca.pem().as_bytes()).unwrap()).build().unwrap();
+    let url = format!("https://localhost:{port}");
+    let r = client.get(format!("{url}/health")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let r = client.get(format!("{url}/api/alerts")).bearer_auth(&reader).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    // A client that does not trust the certificate gets no answer at all.
+    assert!(reqwest::Client::new().get(format!("{url}/health")).send().await.is_err());
+    // Plain HTTP on the TLS port is refused by the handshake, not served.
+    assert!(reqwest::Client::new().get(format!("http://127.0.0.1:{port}/health")).send().await.is_err());
+}

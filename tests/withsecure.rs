@@ -64,9 +64,13 @@ impl Setup {
     }
 }
 
+/// Ids in the output so far. The sink may be mid-write: a last line without its newline is not
+/// complete yet and is left for the next look.
 fn ids_in(path: &Path) -> HashMap<String, usize> {
     let mut counts = HashMap::new();
-    for line in std::fs::read_to_string(path).unwrap_or_default().lines() {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let complete = &text[..text.rfind('\n').map_or(0, |i| i + 1)];
+    for line in complete.lines() {
         let v: serde_json::Value = serde_json::from_str(line).unwrap();
         *counts.entry(v["id"].as_str().unwrap().to_string()).or_insert(0) += 1;
     }

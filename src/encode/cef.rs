@@ -12,7 +12,8 @@ use std::net::IpAddr;
 
 use crate::normalize::{Level, SecurityEvent};
 
-/// CEF severity (0–10) of a level: 0–3 low, 4–6 medium, 7–8 high, 9–10 very high.
+/// CEF severity (0–10) of a level: 0–3 low, 4–6 medium, 7–8 high, 9–10 very high. LEEF's
+/// `sev` (1–10) uses the same numbers.
 pub fn severity(level: Level) -> u8 {
     match level {
         Level::Info => 1,
@@ -133,7 +134,8 @@ fn endpoint(kv: &mut Vec<(&'static str, String)>, ep: &crate::normalize::Endpoin
     }
 }
 
-fn escape_header(s: &str, out: &mut String) {
+/// A header field (CEF and LEEF): `\` and `|` escaped, line breaks made spaces.
+pub(super) fn escape_header(s: &str, out: &mut String) {
     if !s.bytes().any(|b| matches!(b, b'\\' | b'|' | b'\r' | b'\n')) {
         out.push_str(s);
         return;

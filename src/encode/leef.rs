@@ -9,18 +9,8 @@
 
 use std::fmt::Write;
 
-use crate::normalize::{Level, SecurityEvent};
-
-/// LEEF `sev` (1–10) of a level.
-pub fn severity(level: Level) -> u8 {
-    match level {
-        Level::Info => 1,
-        Level::Low => 3,
-        Level::Medium => 5,
-        Level::High => 7,
-        Level::Critical => 10,
-    }
-}
+use super::cef::{escape_header, severity};
+use crate::normalize::SecurityEvent;
 
 /// Tried in order when the configured delimiter occurs in a value.
 const ALTERNATIVES: &[char] = &['\t', '^', '~', '\u{1f}', '\u{1e}', '\u{b6}', '\u{2021}'];
@@ -66,17 +56,6 @@ fn write_delimiter(d: char, out: &mut String) {
         out.push(d);
     } else {
         write!(out, "x{:02x}", d as u32).expect("writing to a String cannot fail");
-    }
-}
-
-fn escape_header(s: &str, out: &mut String) {
-    for c in s.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '|' => out.push_str("\\|"),
-            '\r' | '\n' => out.push(' '),
-            c => out.push(c),
-        }
     }
 }
 

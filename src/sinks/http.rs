@@ -55,6 +55,16 @@ pub fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
     (at.with_timezone(&chrono::Utc) - chrono::Utc::now()).to_std().ok().or(Some(Duration::ZERO))
 }
 
+/// Per-request timeout of the HTTP sinks, unless set.
+pub fn default_timeout() -> Duration {
+    Duration::from_secs(30)
+}
+
+/// Requests in flight per HTTP sink, unless set.
+pub fn default_concurrency() -> std::num::NonZeroUsize {
+    std::num::NonZeroUsize::new(4).expect("4 is not 0")
+}
+
 /// At most 500 characters of a response body, for errors and dead-letter reasons.
 pub fn excerpt(body: &str) -> String {
     let mut s: String = body.chars().take(500).collect();

@@ -58,9 +58,9 @@ pub struct EsConfig {
     pub compression: Compression,
     #[serde(default)]
     pub tls: http::TlsConfig,
-    #[serde(default = "default_timeout", with = "duration")]
+    #[serde(default = "http::default_timeout", with = "duration")]
     pub timeout: Duration,
-    #[serde(default = "default_concurrency")]
+    #[serde(default = "http::default_concurrency")]
     pub concurrency: NonZeroUsize,
 }
 
@@ -91,12 +91,6 @@ fn index_de<'de, D: Deserializer<'de>>(d: D) -> Result<PathTemplate, D::Error> {
 }
 fn default_format() -> Format {
     Format::Ecs
-}
-fn default_timeout() -> Duration {
-    Duration::from_secs(30)
-}
-fn default_concurrency() -> NonZeroUsize {
-    NonZeroUsize::new(4).unwrap()
 }
 
 impl EsConfig {

@@ -64,10 +64,8 @@ fn default_attempts() -> u32 {
 impl IdmefHttpConfig {
     pub fn problems(&self) -> Vec<(&'static str, String)> {
         let mut out = Vec::new();
-        match reqwest::Url::parse(&self.url) {
-            Ok(u) if u.scheme() == "http" || u.scheme() == "https" => {}
-            Ok(u) => out.push(("url", format!("scheme `{}` is not http or https", u.scheme()))),
-            Err(e) => out.push(("url", format!("not a URL: {e}"))),
+        if let Some(p) = http::url_problem(&self.url) {
+            out.push(("url", p));
         }
         if self.password.is_some() && self.username.is_none() {
             out.push(("username", "required with password".to_string()));

@@ -67,10 +67,10 @@ pub struct HecConfig {
     pub acknowledgements: AckConfig,
     #[serde(default)]
     pub tls: http::TlsConfig,
-    #[serde(default = "default_timeout", with = "duration")]
+    #[serde(default = "http::default_timeout", with = "duration")]
     pub timeout: Duration,
     /// Requests in flight at once.
-    #[serde(default = "default_concurrency")]
+    #[serde(default = "http::default_concurrency")]
     pub concurrency: NonZeroUsize,
 }
 
@@ -104,12 +104,6 @@ fn default_sourcetype() -> String {
 }
 fn default_format() -> Format {
     Format::Event
-}
-fn default_timeout() -> Duration {
-    Duration::from_secs(30)
-}
-fn default_concurrency() -> NonZeroUsize {
-    NonZeroUsize::new(4).unwrap()
 }
 
 impl HecConfig {

@@ -466,3 +466,39 @@ mod insecure {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::model::Event;
+    use crate::store::Store;
+
+    #[tokio::test]
+    async fn udp_messages_over_the_limit_are_cut_on_a_character_boundary_and_counted() {
+        let receiver = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let addr = receiver.local_addr().unwrap();
+        let config: SyslogConfig =
+            serde_saphyr::from_str(&format!("address: \"{addr}\"\ntransport: udp\nformat: text\nmax_message_bytes: 480")).unwrap();
+        assert!(config.problems().is_empty(), "{:?}", config.problems());
+        let dir = tempfile::tempdir().unwrap();
+        let ctx = SinkContext { name: "udp".into(), store: Store::open(dir.path()).unwrap(), policy: Default::default() };
+        let mut sink = SyslogSink::new(config, ctx).unwrap();
+        let long = format!("{{\"title\":\"{}\",\"severity\":\"high\"}}", "é".repeat(400));
+        let short = "{\"title\":\"short\",\"severity\":\"high\"}".to_string();
+        let events: Vec<Event> = [long, short]
+            .into_iter()
+            .map(|raw| Event::hashed("acme".into(), "s".into(), "json".into(), chrono::Utc::now(), serde_json::value::RawValue::from_string(raw).unwrap()))
+            .collect();
+        let written = sink.write(&[Arc::new(events)]).await.unwrap();
+        assert_eq!(written.truncated, 1);
+        let mut buf = [0u8; 4096];
+        let n = receiver.recv(&mut buf).await.unwrap();
+        assert!(n <= 480, "{n} bytes");
+        let text = std::str::from_utf8(&buf[..n]).expect("cut between characters");
+        assert!(text.starts_with("<131>1 "), "{text}");
+        let n = receiver.recv(&mut buf).await.unwrap();
+        assert!(std::str::from_utf8(&buf[..n]).unwrap().ends_with("short"));
+    }
+}
