@@ -253,10 +253,15 @@ pub async fn export(State(state): State<AppState>, caller: Caller, body: Bytes) 
     Ok(Json(json!({"message": "Event export initiated", "event_id": event_id, "results": results})))
 }
 
-/// The connections (or, for a global token, all sinks) a request is about.
+/// The sinks a request is about: for a global token all of them; for a tenant token those only
+/// its tenant routes to (a sink shared with other tenants would show their traffic).
 fn visible_sinks(state: &AppState, caller: &Caller) -> Vec<String> {
     match &caller.tenant {
-        Some(t) => state.view.routes.read().expect("routes poisoned").get(t).cloned().unwrap_or_default(),
+        Some(t) => {
+            let routes = state.view.routes.read().expect("routes poisoned");
+            let own = routes.get(t).cloned().unwrap_or_default();
+            own.into_iter().filter(|sink| !routes.iter().any(|(other, sinks)| other != t && sinks.contains(sink))).collect()
+        }
         None => state.view.statuses.read().expect("status map poisoned").keys().cloned().collect(),
     }
 }
@@ -275,8 +280,8 @@ async fn statistics_of(state: &AppState, sink: &str) -> Result<Value, ApiError> 
     })
 }
 
-/// Totals over the caller's connections (seed 003's shape). A tenant token counts its tenant's
-/// sinks; sinks shared with other tenants count their whole traffic.
+/// Totals over the caller's connections (seed 003's shape). A tenant token counts the sinks
+/// only its tenant uses.
 #[utoipa::path(get, path = "/api/v1/siem/statistics", tag = "siem", responses((status = 200, body = Object), (status = 401), (status = 403)))]
 pub async fn statistics(State(state): State<AppState>, caller: Caller) -> Result<Json<Value>, ApiError> {
     caller.require_read()?;
