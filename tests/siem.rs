@@ -194,3 +194,29 @@ fn tail(log: &str) -> String {
     let lines: Vec<&str> = log.lines().collect();
     lines[lines.len().saturating_sub(30)..].join("\n")
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_while_delivering_to_elasticsearch_loses_nothing() {
+    let total = 40_000;
+    let es = EsEmulator::start(EsConfig::default()).await.unwrap();
+    es.set_faults(EsFaults { item_429_rate: 0.02, reset_rate: 0.01, ..Default::default() });
+    let dir = tempfile::tempdir().unwrap();
+    write_events(&dir.path().join("events.jsonl"), 0..total);
+    let sinks = format!("  elastic:\n    type: elasticsearch\n    url: {}\n    index: crash\n    format: raw\n    {FAST_RETRY}\n", es.url());
+    let cfg = config(dir.path(), &sinks, "elastic");
+    // Killed at moments spread over the delivery, restarted each time.
+    let mut counts = Vec::new();
+    for (round, after_ms) in [300u64, 700, 450, 900].into_iter().enumerate() {
+        let sluice = Sluice::start(&cfg, &dir.path().join(format!("sluice-{round}.log")));
+        tokio::time::sleep(Duration::from_millis(after_ms)).await;
+        sluice.kill9();
+        counts.push(es.doc_count());
+    }
+    assert!(counts[0] < total, "the first kill came before everything was delivered: {counts:?}");
+    let sluice = Sluice::start(&cfg, &dir.path().join("sluice-last.log"));
+    wait_until(Duration::from_secs(120), || es.doc_count() >= total, || format!("{} of {total} after the crashes", es.doc_count()));
+    assert_eq!(sluice.terminate(), 0);
+    let docs = es.docs("crash");
+    let ns: std::collections::HashSet<u64> = docs.iter().map(|(_, d)| d["n"].as_u64().unwrap()).collect();
+    assert_eq!((docs.len(), ns.len()), (total, total), "every event once");
+}
