@@ -215,7 +215,10 @@ async fn kill_9_while_delivering_to_elasticsearch_loses_nothing() {
     assert!(counts[0] < total, "the first kill came before everything was delivered: {counts:?}");
     let sluice = Sluice::start(&cfg, &dir.path().join("sluice-last.log"));
     wait_until(Duration::from_secs(120), || es.doc_count() >= total, || format!("{} of {total} after the crashes", es.doc_count()));
-    assert_eq!(sluice.terminate(), 0);
+    sluice.wait_log("sluice running");
+    let log = sluice.log.clone();
+    let code = sluice.terminate();
+    assert_eq!(code, 0, "{}", std::fs::read_to_string(log).unwrap_or_default());
     let docs = es.docs("crash");
     let ns: std::collections::HashSet<u64> = docs.iter().map(|(_, d)| d["n"].as_u64().unwrap()).collect();
     assert_eq!((docs.len(), ns.len()), (total, total), "every event once");
