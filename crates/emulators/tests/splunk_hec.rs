@@ -348,11 +348,10 @@ async fn concurrent_requests_do_not_interleave() {
 
 #[tokio::test]
 async fn stop_releases_the_port() {
-    let hec = Hec::new(HecConfig::default()).await;
-    assert_eq!(hec.health(None).await.status, 200);
-    let url = hec.emulator.url();
-    let addr: std::net::SocketAddr = url.trim_start_matches("http://").parse().unwrap();
-    hec.emulator.stop().await;
+    let addr = port_outside_ephemeral_range();
+    let emulator = HecEmulator::start_on(addr, HecConfig::default()).await.unwrap();
+    assert_eq!(reqwest::get(format!("{}/services/collector/health", emulator.url())).await.unwrap().status(), 200);
+    emulator.stop().await;
     assert!(tokio::net::TcpStream::connect(addr).await.is_err());
     tokio::net::TcpListener::bind(addr).await.expect("the port is free again");
 }
@@ -409,4 +408,11 @@ async fn throughput() {
     }
     let rate = hec.emulator.event_count() as f64 / started.elapsed().as_secs_f64();
     println!("HEC: {} events in {:?}: {rate:.0} events/s", hec.emulator.event_count(), started.elapsed());
+}
+
+/// A free port below the kernel's ephemeral range: once released, no other test's port-0 bind
+/// can be given it, so a test can check that it really is released.
+fn port_outside_ephemeral_range() -> std::net::SocketAddr {
+    let start = 20_000 + (std::process::id() % 4_000) as u16;
+    (start..32_000).chain(20_000..start).find_map(|p| std::net::TcpListener::bind(("127.0.0.1", p)).ok()).expect("a free port").local_addr().unwrap()
 }
