@@ -38,14 +38,26 @@ impl Store {
         std::fs::create_dir_all(state_dir)
             .with_context(|| format!("creating state directory {}", state_dir.display()))?;
         let path = state_dir.join("sluice.db");
-        let mut conn = Connection::open(&path).with_context(|| format!("opening {}", path.display()))?;
+        // Another process may be creating or migrating the same store (the daemon next to
+        // `sluice status`): switching a new file to WAL can answer "busy" without waiting.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            match Self::connect(&path) {
+                Ok(conn) => return Ok(Store { conn: Arc::new(Mutex::new(conn)), path }),
+                Err(e) if is_busy(&e) && std::time::Instant::now() < deadline => std::thread::sleep(std::time::Duration::from_millis(50)),
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    fn connect(path: &Path) -> anyhow::Result<Connection> {
+        let mut conn = Connection::open(path).with_context(|| format!("opening {}", path.display()))?;
         conn.busy_timeout(std::time::Duration::from_secs(10))?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
-        conn.busy_timeout(std::time::Duration::from_secs(10))?;
         migrate(&mut conn).with_context(|| format!("migrating {}", path.display()))?;
-        Ok(Store { conn: Arc::new(Mutex::new(conn)), path })
+        Ok(conn)
     }
 
     pub fn path(&self) -> &Path {
@@ -263,6 +275,13 @@ impl Store {
     }
 }
 
+fn is_busy(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        matches!(c.downcast_ref::<rusqlite::Error>(), Some(rusqlite::Error::SqliteFailure(f, _))
+            if matches!(f.code, rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked))
+    })
+}
+
 fn now() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
@@ -318,6 +337,23 @@ mod tests {
         store.outbox_ack("a", last.unwrap()).await.unwrap();
         assert_eq!(store.outbox_len("a").await.unwrap(), 1);
         assert_eq!(store.outbox_len("b").await.unwrap(), 1);
+    }
+
+    #[test]
+    fn many_processes_may_open_a_new_store_at_once() {
+        for _ in 0..5 {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().to_path_buf();
+            let opened: Vec<_> = (0..8)
+                .map(|_| {
+                    let path = path.clone();
+                    std::thread::spawn(move || Store::open(&path).map(|_| ()))
+                })
+                .collect();
+            for o in opened {
+                o.join().unwrap().unwrap();
+            }
+        }
     }
 
     #[test]
