@@ -25,7 +25,8 @@ fail() { echo "FAIL: $*" >&2; exit 1; }
 rpm_files=$(rpm -qlp "$RPM")
 deb_files=$(dpkg -c "$DEB")
 for path in /usr/bin/sluice /etc/sluice/sluice.yml /usr/share/sluice/wazuh/sluice_withsecure_rules.xml \
-            /usr/share/sluice/wazuh/ossec-localfile.xml; do
+            /usr/share/sluice/wazuh/ossec-localfile.xml /usr/share/sluice/wazuh/custom-sluice \
+            /usr/share/sluice/wazuh/ossec-integration.xml; do
   grep -qx "$path" <<<"$rpm_files" || fail "$path not in the RPM"
   grep -q " \.$path\$" <<<"$deb_files" || fail "$path not in the DEB"
 done

@@ -376,6 +376,8 @@ async fn schemathesis_finds_no_server_error() {
             .args(["run", &schema, "--checks", "not_a_server_error", "--max-examples", "25", "--seed", "1"])
             .args(["-H", &format!("Authorization: Bearer {admin}")])
             .env("NO_COLOR", "1")
+            // Its cache goes to the test's scratch directory, not the source tree.
+            .current_dir(&api.dir)
             .output()
             .unwrap()
     });
