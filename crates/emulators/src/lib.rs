@@ -3,6 +3,7 @@
 //! formats: real status codes, paging, token expiry, rate limits and injectable faults. Used by
 //! the tests, the benchmarks and `sluice demo`.
 
+pub mod cli;
 pub mod elasticsearch;
 mod net;
 pub mod splunk_hec;

@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::time::Duration;
 
+use sluice_emulators::cli::{num, rate, terminated};
 use sluice_emulators::splunk_hec::{HecConfig, HecEmulator, HecFaults};
 
 const USAGE: &str = "usage: hec-emulator [--listen ADDR:PORT] [--token TOKEN] [--index NAME]... [--ack] \
@@ -36,13 +37,6 @@ fn parse_args() -> Result<(SocketAddr, HecConfig, HecFaults), String> {
             "--unhealthy" => faults.unhealthy = true,
             _ => {
                 let value = it.next().ok_or_else(|| format!("{flag} needs a value"))?;
-                fn num<T: std::str::FromStr>(flag: &str, value: &str) -> Result<T, String> {
-                    value.parse().map_err(|_| format!("{flag}: invalid value {value:?}"))
-                }
-                fn rate(flag: &str, value: &str) -> Result<f64, String> {
-                    let p: f64 = num(flag, value)?;
-                    if (0.0..=1.0).contains(&p) { Ok(p) } else { Err(format!("{flag}: {value} is not a probability")) }
-                }
                 match flag.as_str() {
                     "--listen" => listen = num(&flag, &value)?,
                     "--token" => config.token = value,
@@ -60,21 +54,6 @@ fn parse_args() -> Result<(SocketAddr, HecConfig, HecFaults), String> {
         }
     }
     Ok((listen, config, faults))
-}
-
-/// Ctrl-C, or SIGTERM as sent by scripts and service managers.
-async fn terminated() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = term.recv() => {}
-        }
-    }
-    #[cfg(not(unix))]
-    let _ = tokio::signal::ctrl_c().await;
 }
 
 #[tokio::main]

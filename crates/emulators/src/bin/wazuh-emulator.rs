@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::time::Duration;
 
+use sluice_emulators::cli::{num, rate, terminated};
 use sluice_emulators::wazuh::{WazuhConfig, WazuhEmulator, WazuhFaults};
 
 const USAGE: &str = "usage: wazuh-emulator [--listen ADDR:PORT] [--user USER] [--password PASSWORD] [--agents N] \
@@ -47,13 +48,6 @@ fn parse_args() -> Result<Args, String> {
             return Err(String::new());
         }
         let value = it.next().ok_or_else(|| format!("{flag} needs a value"))?;
-        fn num<T: std::str::FromStr>(flag: &str, value: &str) -> Result<T, String> {
-            value.parse().map_err(|_| format!("{flag}: invalid value {value:?}"))
-        }
-        fn rate(flag: &str, value: &str) -> Result<f64, String> {
-            let p: f64 = num(flag, value)?;
-            if (0.0..=1.0).contains(&p) { Ok(p) } else { Err(format!("{flag}: {value} is not a probability")) }
-        }
         match flag.as_str() {
             "--listen" => args.listen = num(&flag, &value)?,
             "--user" => args.config.user = value,
@@ -71,21 +65,6 @@ fn parse_args() -> Result<Args, String> {
         }
     }
     Ok(args)
-}
-
-/// Ctrl-C, or SIGTERM as sent by scripts and service managers.
-async fn terminated() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = term.recv() => {}
-        }
-    }
-    #[cfg(not(unix))]
-    let _ = tokio::signal::ctrl_c().await;
 }
 
 #[tokio::main]

@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::time::Duration;
 
+use sluice_emulators::cli::num;
 use sluice_emulators::withsecure::{Emulator, Options};
 
 const USAGE: &str = "usage: withsecure-emulator [--listen ADDR:PORT] [--tenants N] [--events M] \
@@ -41,9 +42,6 @@ fn parse_args() -> Result<Args, String> {
             return Err(String::new());
         }
         let value = it.next().ok_or_else(|| format!("{flag} needs a value"))?;
-        fn num<T: std::str::FromStr>(flag: &str, value: &str) -> Result<T, String> {
-            value.parse().map_err(|_| format!("{flag}: invalid value {value:?}"))
-        }
         match flag.as_str() {
             "--listen" => args.listen = num(&flag, &value)?,
             "--tenants" => args.tenants = num(&flag, &value)?,
