@@ -95,10 +95,7 @@ async fn hec_and_elasticsearch_under_faults_lose_nothing_and_duplicate_no_docume
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sink_down_for_50000_events_catches_up_and_never_holds_up_the_others() {
     // Below the ephemeral range, so no other test's emulator takes the port while HEC is down.
-    let addr = {
-        let start = 20_000 + (std::process::id() % 4_000) as u16;
-        (start..32_000).find_map(|p| std::net::TcpListener::bind(("127.0.0.1", p)).ok()).unwrap().local_addr().unwrap()
-    };
+    let addr = sluice_emulators::ports::outside_ephemeral_range();
     let hec = HecEmulator::start_on(addr, HecConfig::default()).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let events = dir.path().join("events.jsonl");

@@ -6,6 +6,7 @@
 pub mod cli;
 pub mod elasticsearch;
 mod net;
+pub mod ports;
 pub mod splunk_hec;
 pub mod wazuh;
 pub mod withsecure;

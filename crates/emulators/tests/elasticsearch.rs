@@ -538,7 +538,7 @@ async fn unknown_routes_and_methods() {
 
 #[tokio::test]
 async fn stop_releases_the_port() {
-    let addr = port_outside_ephemeral_range();
+    let addr = sluice_emulators::ports::outside_ephemeral_range();
     let emulator = EsEmulator::start_on(addr, EsConfig::default()).await.unwrap();
     assert_eq!(reqwest::get(format!("{}/", emulator.url())).await.unwrap().status(), 200);
     emulator.stop().await;
@@ -617,11 +617,4 @@ async fn throughput() {
     }
     let rate = es.emulator.doc_count() as f64 / started.elapsed().as_secs_f64();
     println!("ES: {} docs in {:?}: {rate:.0} docs/s", es.emulator.doc_count(), started.elapsed());
-}
-
-/// A free port below the kernel's ephemeral range: once released, no other test's port-0 bind
-/// can be given it, so a test can check that it really is released.
-fn port_outside_ephemeral_range() -> std::net::SocketAddr {
-    let start = 20_000 + (std::process::id() % 4_000) as u16;
-    (start..32_000).chain(20_000..start).find_map(|p| std::net::TcpListener::bind(("127.0.0.1", p)).ok()).expect("a free port").local_addr().unwrap()
 }

@@ -348,7 +348,7 @@ async fn concurrent_requests_do_not_interleave() {
 
 #[tokio::test]
 async fn stop_releases_the_port() {
-    let addr = port_outside_ephemeral_range();
+    let addr = sluice_emulators::ports::outside_ephemeral_range();
     let emulator = HecEmulator::start_on(addr, HecConfig::default()).await.unwrap();
     assert_eq!(reqwest::get(format!("{}/services/collector/health", emulator.url())).await.unwrap().status(), 200);
     emulator.stop().await;
@@ -408,11 +408,4 @@ async fn throughput() {
     }
     let rate = hec.emulator.event_count() as f64 / started.elapsed().as_secs_f64();
     println!("HEC: {} events in {:?}: {rate:.0} events/s", hec.emulator.event_count(), started.elapsed());
-}
-
-/// A free port below the kernel's ephemeral range: once released, no other test's port-0 bind
-/// can be given it, so a test can check that it really is released.
-fn port_outside_ephemeral_range() -> std::net::SocketAddr {
-    let start = 20_000 + (std::process::id() % 4_000) as u16;
-    (start..32_000).chain(20_000..start).find_map(|p| std::net::TcpListener::bind(("127.0.0.1", p)).ok()).expect("a free port").local_addr().unwrap()
 }

@@ -760,7 +760,7 @@ async fn generated_fleet_has_packages_fim_and_os() {
 
 #[tokio::test]
 async fn stop_releases_the_port() {
-    let addr = port_outside_ephemeral_range();
+    let addr = sluice_emulators::ports::outside_ephemeral_range();
     let emulator = WazuhEmulator::start_on(addr, WazuhConfig::default()).await.unwrap();
     emulator.stop().await;
     assert!(tokio::net::TcpStream::connect(addr).await.is_err());
@@ -803,11 +803,4 @@ fn agent_ids_must_be_zero_padded() {
         emulator.upsert_agent(Agent { id: "1".into(), ..ubuntu_agent() }, Vec::new(), Vec::new())
     }));
     assert!(result.is_err());
-}
-
-/// A free port below the kernel's ephemeral range: once released, no other test's port-0 bind
-/// can be given it, so a test can check that it really is released.
-fn port_outside_ephemeral_range() -> std::net::SocketAddr {
-    let start = 20_000 + (std::process::id() % 4_000) as u16;
-    (start..32_000).chain(20_000..start).find_map(|p| std::net::TcpListener::bind(("127.0.0.1", p)).ok()).expect("a free port").local_addr().unwrap()
 }
