@@ -195,12 +195,19 @@ pub(crate) mod parse {
             return Err("raw line break".into());
         }
         let rest = line.strip_prefix("CEF:").ok_or("no CEF: prefix")?;
+        let (header, ext) = header_fields(rest, 7)?;
+        Ok(Record { header, extension: parse_extension(ext)? })
+    }
+
+    /// The first `n` `|`-terminated header fields (CEF and LEEF escape `\\` and `|` alike), and
+    /// what follows them.
+    pub fn header_fields(text: &str, n: usize) -> Result<(Vec<String>, &str), String> {
         let mut header = Vec::new();
         let mut field = String::new();
-        let mut chars = rest.chars();
-        while header.len() < 7 {
-            match chars.next().ok_or("header ends early")? {
-                '\\' => match chars.next() {
+        let mut chars = text.char_indices();
+        while header.len() < n {
+            match chars.next().ok_or("header ends early")?.1 {
+                '\\' => match chars.next().map(|(_, c)| c) {
                     Some(c @ ('\\' | '|')) => field.push(c),
                     other => return Err(format!("bad header escape \\{other:?}")),
                 },
@@ -208,8 +215,8 @@ pub(crate) mod parse {
                 c => field.push(c),
             }
         }
-        let ext: String = chars.collect();
-        Ok(Record { header, extension: parse_extension(&ext)? })
+        let rest = chars.next().map_or("", |(i, _)| &text[i..]);
+        Ok((header, rest))
     }
 
     /// Splits at unescaped `=`: the key is the last space-free word before it.

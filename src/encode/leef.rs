@@ -139,19 +139,7 @@ pub(crate) mod parse {
             return Err("raw line break".into());
         }
         let rest = line.strip_prefix("LEEF:2.0|").ok_or("no LEEF:2.0| prefix")?;
-        let mut header = Vec::new();
-        let mut field = String::new();
-        let mut chars = rest.chars();
-        while header.len() < 5 {
-            match chars.next().ok_or("header ends early")? {
-                '\\' => match chars.next() {
-                    Some(c @ ('\\' | '|')) => field.push(c),
-                    other => return Err(format!("bad header escape \\{other:?}")),
-                },
-                '|' => header.push(std::mem::take(&mut field)),
-                c => field.push(c),
-            }
-        }
+        let (mut header, body) = crate::encode::cef::parse::header_fields(rest, 5)?;
         let spec = header.pop().expect("five fields");
         let delimiter = match spec.strip_prefix("0x").or_else(|| spec.strip_prefix('x')) {
             Some(hex) if (1..=4).contains(&hex.len()) => {
@@ -160,7 +148,6 @@ pub(crate) mod parse {
             _ if spec.chars().count() == 1 => spec.chars().next().expect("one char"),
             _ => return Err(format!("bad delimiter {spec:?}")),
         };
-        let body: String = chars.collect();
         let mut attributes = Vec::new();
         if !body.is_empty() {
             for attr in body.split(delimiter) {
