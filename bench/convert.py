@@ -18,15 +18,15 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 TARGET = Path(os.environ.get("CARGO_TARGET_DIR", "/var/tmp/sluice-target"))
 WORK = Path(os.environ.get("WORK", "/var/tmp/sluice-bench-convert"))
-FIXTURES = ROOT / "tests" / "fixtures"
+FIXTURES = ROOT / "src" / "vendors"
 
 
 def generate(vendor, n, path):
     """n events shaped like the fixtures of `vendor`, each with its own id, addresses and time."""
     if vendor == "withsecure":
-        templates = [json.loads(p.read_text()) for p in sorted((FIXTURES / "withsecure").glob("*.json"))]
+        templates = [json.loads(p.read_text()) for p in sorted((FIXTURES / "withsecure" / "fixtures").glob("*.json"))]
     else:
-        name = {"suricata": "suricata/eve.jsonl", "wazuh": "wazuh/alerts.jsonl"}[vendor]
+        name = {"suricata": "suricata/fixtures/eve.jsonl", "wazuh": "wazuh/fixtures/alerts.jsonl"}[vendor]
         templates = [json.loads(l) for l in (FIXTURES / name).read_text().splitlines() if l.strip()]
         if vendor == "suricata":
             templates = [t for t in templates if t.get("event_type") == "alert" and t.get("src_ip")]

@@ -20,7 +20,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use sluice::model::Event;
+use sluice::event::Event;
 use sluice::store::Store;
 use sluice_emulators::elasticsearch::{EsConfig, EsEmulator};
 use sluice_emulators::splunk_hec::{HecConfig, HecEmulator};

@@ -1,35 +1,46 @@
-//! Decoders: bytes read by a source → [`Event`]s. Pure functions, no I/O. The vendor a decoder
-//! names is recorded on each event; the normalized model is built from it by
-//! [`crate::normalize`].
+//! Decoding: a line read by a source → [`Event`]s (the vendor's JSON, split into events, with an
+//! id). Pure functions, no I/O. The vendor is recorded on each event; [`crate::normalize`] builds
+//! the model from it later, when a format needs it.
 
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
+
 use serde_json::Value;
 use serde_json::value::RawValue;
 
-use crate::model::{Event, compact_raw, content_id};
+use crate::event::{Event, compact_raw, content_id};
+use crate::vendors::{self, Vendor};
 
-/// How a source turns one line into events.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
-#[serde(rename_all = "lowercase")]
-pub enum Decoder {
-    /// One JSON object per line; the event id is a hash of the line.
-    #[default]
-    Json,
-    Withsecure,
-    Suricata,
-    Wazuh,
-    /// clamd metadata JSON, or clamd log lines ending in `FOUND`.
-    Clamav,
-    Modsecurity,
-    /// An alert object, or an `all_alerts.json` array of them.
-    Kismet,
-    /// An alert, an Alertmanager webhook payload or an `/api/v1/alerts` response.
-    Prometheus,
-    Zabbix,
-    Zoneminder,
+/// How a source turns one line into events: the vendor registered under the `decoder:` name.
+#[derive(Clone, Copy)]
+pub struct Decoder(&'static Vendor);
+
+impl Default for Decoder {
+    fn default() -> Self {
+        Decoder::named("json")
+    }
+}
+
+impl PartialEq for Decoder {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.name == other.0.name
+    }
+}
+impl Eq for Decoder {}
+
+impl std::fmt::Debug for Decoder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Decoder({})", self.0.name)
+    }
+}
+
+impl<'de> Deserialize<'de> for Decoder {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let name = String::deserialize(d)?;
+        Decoder::parse(&name).ok_or_else(|| serde::de::Error::custom(format!("unknown decoder `{name}`, expected one of: {}", vendors::names())))
+    }
 }
 
 /// Where a decoded event belongs.
@@ -52,45 +63,35 @@ pub enum DecodeError {
 }
 
 impl Decoder {
-    /// The vendor name recorded on the events (`json` for the generic decoder).
-    pub fn vendor(&self) -> &'static str {
-        match self {
-            Decoder::Json => "json",
-            Decoder::Withsecure => "withsecure",
-            Decoder::Suricata => "suricata",
-            Decoder::Wazuh => "wazuh",
-            Decoder::Clamav => "clamav",
-            Decoder::Modsecurity => "modsecurity",
-            Decoder::Kismet => "kismet",
-            Decoder::Prometheus => "prometheus",
-            Decoder::Zabbix => "zabbix",
-            Decoder::Zoneminder => "zoneminder",
-        }
+    /// The decoder of a registered vendor; panics on a name that is not registered (for tests
+    /// and constants; input goes through [`Decoder::parse`]).
+    pub fn named(name: &str) -> Decoder {
+        Decoder::parse(name).unwrap_or_else(|| panic!("no vendor `{name}` is registered"))
     }
 
     pub fn parse(name: &str) -> Option<Decoder> {
-        serde_json::from_value(Value::String(name.to_string())).ok()
+        vendors::find(name).map(Decoder)
+    }
+
+    /// The vendor name recorded on the events (`json` for the generic decoder).
+    pub fn vendor(&self) -> &'static str {
+        self.0.name
     }
 
     /// Decodes one line into its events (documents holding several alerts give several).
     pub fn decode_line(&self, line: &str, origin: &Origin, now: DateTime<Utc>) -> Result<Vec<Event>, DecodeError> {
         let line = line.trim();
-        if *self == Decoder::Clamav && !line.starts_with('{') {
-            let doc = crate::normalize::clamav_log_line(line).ok_or(DecodeError::NotADetection)?;
+        if let Some(text_line) = self.0.text_line
+            && !line.starts_with('{')
+        {
+            let doc = text_line(line).ok_or(DecodeError::NotADetection)?;
             return Ok(vec![self.event(compact_raw(&doc), origin, now, None)]);
         }
         let raw: Box<RawValue> = serde_json::from_str(line).map_err(|e| DecodeError::Json(e.to_string()))?;
-        match (self, raw.get().as_bytes().first()) {
-            (Decoder::Kismet | Decoder::Prometheus, Some(b'[' | b'{')) => {
+        match (self.0.split, raw.get().as_bytes().first()) {
+            (Some(split), Some(b'[' | b'{')) => {
                 let doc: Value = serde_json::from_str(raw.get()).map_err(|e| DecodeError::Json(e.to_string()))?;
-                let items = if *self == Decoder::Prometheus {
-                    crate::normalize::prometheus_alerts(doc)
-                } else if let Value::Array(items) = doc {
-                    items
-                } else {
-                    vec![doc]
-                };
-                items
+                split(doc)
                     .into_iter()
                     .map(|item| {
                         if !item.is_object() {
@@ -101,33 +102,27 @@ impl Decoder {
                     .collect()
             }
             (_, Some(b'{')) => {
-                let vendor_id = self.vendor_id(raw.get());
+                let vendor_id = self.0.id_field.and_then(|field| vendor_id(raw.get(), field));
                 Ok(vec![self.event(raw, origin, now, vendor_id)])
             }
             _ => Err(DecodeError::NotAnObject(json_kind(raw.get()))),
         }
     }
 
-    /// The vendor's own event id, for vendors that have one.
-    fn vendor_id(&self, raw: &str) -> Option<String> {
-        #[derive(Deserialize)]
-        struct Id {
-            id: Option<Value>,
-        }
-        match self {
-            Decoder::Withsecure | Decoder::Wazuh => match serde_json::from_str::<Id>(raw).ok()?.id? {
-                Value::String(s) if !s.is_empty() => Some(s),
-                Value::Number(n) => Some(n.to_string()),
-                _ => None,
-            },
-            _ => None,
-        }
-    }
-
     fn event(&self, raw: Box<RawValue>, origin: &Origin, now: DateTime<Utc>, id: Option<String>) -> Event {
         let id = id.unwrap_or_else(|| content_id(raw.get().as_bytes()));
-        let vendor: Arc<str> = if *self == Decoder::Json { origin.vendor.clone() } else { self.vendor().into() };
+        let vendor: Arc<str> = if self.0.name == "json" { origin.vendor.clone() } else { self.0.name.into() };
         Event { id, tenant: origin.tenant.clone(), source: origin.source.clone(), vendor, received_at: now, raw, mapped: None }
+    }
+}
+
+/// The vendor's own event id: a non-empty string or a number at the top-level `field`.
+fn vendor_id(raw: &str, field: &str) -> Option<String> {
+    let doc: serde_json::Map<String, Value> = serde_json::from_str(raw).ok()?;
+    match doc.get(field)? {
+        Value::String(s) if !s.is_empty() => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
     }
 }
 
@@ -157,16 +152,16 @@ mod tests {
 
     #[test]
     fn json_object_keeps_raw_bytes_and_hashes_id() {
-        let a = one(Decoder::Json, r#"{"a": 1}"#);
-        let b = one(Decoder::Json, r#"{"a": 1}"#);
+        let a = one(Decoder::named("json"), r#"{"a": 1}"#);
+        let b = one(Decoder::named("json"), r#"{"a": 1}"#);
         assert_eq!(a.raw.get(), r#"{"a": 1}"#);
         assert_eq!(a.id, b.id, "same bytes give the same id");
-        assert_ne!(a.id, one(Decoder::Json, r#"{"a": 2}"#).id);
+        assert_ne!(a.id, one(Decoder::named("json"), r#"{"a": 2}"#).id);
     }
 
     #[test]
     fn vendor_ids_and_names() {
-        let w = one(Decoder::Wazuh, r#"{"id": "1744794177.4870", "rule": {"level": 3}}"#);
+        let w = one(Decoder::named("wazuh"), r#"{"id": "1744794177.4870", "rule": {"level": 3}}"#);
         assert_eq!(w.id, "1744794177.4870");
         assert_eq!(&*w.vendor, "wazuh");
     }
@@ -174,33 +169,32 @@ mod tests {
     #[test]
     fn documents_with_several_alerts_are_split() {
         let prom = r#"{"status":"success","data":{"alerts":[{"labels":{"alertname":"A"}},{"labels":{"alertname":"B"}}]}}"#;
-        assert_eq!(Decoder::Prometheus.decode_line(prom, &origin(), Utc::now()).unwrap().len(), 2);
+        assert_eq!(Decoder::named("prometheus").decode_line(prom, &origin(), Utc::now()).unwrap().len(), 2);
         let kismet = r#"[{"kismet.alert.header":"x"},{"kismet.alert.header":"y"},{"kismet.alert.header":"z"}]"#;
-        assert_eq!(Decoder::Kismet.decode_line(kismet, &origin(), Utc::now()).unwrap().len(), 3);
+        assert_eq!(Decoder::named("kismet").decode_line(kismet, &origin(), Utc::now()).unwrap().len(), 3);
     }
 
     #[test]
     fn clamav_log_lines() {
-        let e = one(Decoder::Clamav, "Mon Jun  2 10:32:20 2025 -> /home/u/eicar.com: Eicar-Signature FOUND");
+        let e = one(Decoder::named("clamav"), "Mon Jun  2 10:32:20 2025 -> /home/u/eicar.com: Eicar-Signature FOUND");
         let v: Value = serde_json::from_str(e.raw.get()).unwrap();
         assert_eq!(v["FileName"], "/home/u/eicar.com");
         assert_eq!(v["Viruses"][0], "Eicar-Signature");
-        assert_eq!(Decoder::Clamav.decode_line("/tmp/x: OK", &origin(), Utc::now()).unwrap_err(), DecodeError::NotADetection);
+        assert_eq!(Decoder::named("clamav").decode_line("/tmp/x: OK", &origin(), Utc::now()).unwrap_err(), DecodeError::NotADetection);
     }
 
     #[test]
     fn bad_lines_say_why() {
         let now = Utc::now();
-        assert!(matches!(Decoder::Json.decode_line("{oops", &origin(), now), Err(DecodeError::Json(_))));
-        assert_eq!(Decoder::Json.decode_line("[1]", &origin(), now).unwrap_err(), DecodeError::NotAnObject("an array"));
+        assert!(matches!(Decoder::named("json").decode_line("{oops", &origin(), now), Err(DecodeError::Json(_))));
+        assert_eq!(Decoder::named("json").decode_line("[1]", &origin(), now).unwrap_err(), DecodeError::NotAnObject("an array"));
     }
 
     proptest::proptest! {
         #[test]
         fn never_panics(line in ".*", which in 0usize..10) {
-            let decoders = [Decoder::Json, Decoder::Withsecure, Decoder::Suricata, Decoder::Wazuh, Decoder::Clamav,
-                Decoder::Modsecurity, Decoder::Kismet, Decoder::Prometheus, Decoder::Zabbix, Decoder::Zoneminder];
-            let _ = decoders[which].decode_line(&line, &origin(), Utc::now());
+            let vendor = crate::vendors::VENDORS[which % crate::vendors::VENDORS.len()];
+            let _ = Decoder::named(vendor.name).decode_line(&line, &origin(), Utc::now());
         }
     }
 }

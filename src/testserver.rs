@@ -1,4 +1,4 @@
-//! `sluice testserver`: an IDMEFv2 receiver for trying a pipeline (seed 002's test server, with
+//! `sluice testserver`: an IDMEFv2 receiver for trying a pipeline (the original IDMEFv2 connectors' test server, with
 //! the status codes of the IDMEFv2 HTTP transport draft). Each POST body is validated against
 //! the schema of its `Version` (2.D.V08, or 2.D.V04): 200 when valid, 400 with the validation errors when not, 405 for other
 //! methods. One summary line per message on stdout; counts at the end.
@@ -13,8 +13,7 @@ use axum::extract::State;
 use axum::http::{Method, StatusCode};
 use serde_json::Value;
 
-pub(crate) const SCHEMA: &str = include_str!("../schemas/IDMEFv2.08.schema.json");
-const SCHEMA_V04: &str = include_str!("../schemas/IDMEFv2.04.schema.json");
+use crate::schemas::{validator, validator_v04};
 
 pub struct Counts {
     pub valid: AtomicU64,
@@ -25,21 +24,6 @@ struct Shared {
     validator: jsonschema::Validator,
     validator_v04: jsonschema::Validator,
     counts: Arc<Counts>,
-}
-
-/// A validator for IDMEFv2 2.D.V08 messages.
-pub fn validator() -> jsonschema::Validator {
-    compile(SCHEMA)
-}
-
-/// A validator for IDMEFv2 2.D.V04 messages.
-pub fn validator_v04() -> jsonschema::Validator {
-    compile(SCHEMA_V04)
-}
-
-fn compile(schema: &str) -> jsonschema::Validator {
-    let schema: Value = serde_json::from_str(schema).expect("the embedded schema is JSON");
-    jsonschema::draft4::new(&schema).expect("the embedded schema compiles")
 }
 
 /// Serves until `stop` resolves; returns the counts.

@@ -24,7 +24,7 @@ fn flatten(prefix: &str, value: &Value, out: &mut HashMap<String, String>) {
 }
 
 fn samples() -> Vec<HashMap<String, String>> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/withsecure");
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/vendors/withsecure/fixtures");
     let mut out = Vec::new();
     for entry in std::fs::read_dir(dir).unwrap() {
         let path = entry.unwrap().path();

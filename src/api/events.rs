@@ -11,7 +11,7 @@ use utoipa::{IntoParams, ToSchema};
 use super::auth::Caller;
 use super::{ApiError, AppState};
 use crate::decode::{Decoder, Origin};
-use crate::model::Event;
+use crate::event::Event;
 use crate::store::AlertInsert;
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -63,7 +63,7 @@ pub async fn ingest(
     crate::names::validate(&source).map_err(|e| ApiError::bad_request(format!("source name: {e}")))?;
     let decoder_name = query.decoder.as_deref().unwrap_or("json");
     let decoder = Decoder::parse(decoder_name)
-        .ok_or_else(|| ApiError::bad_request(format!("unknown decoder `{decoder_name}`; known: {}", crate::normalize::VENDORS.join(", "))))?;
+        .ok_or_else(|| ApiError::bad_request(format!("unknown decoder `{decoder_name}`; known: {}", crate::vendors::names())))?;
     let emitter = state.view.emitter(&tenant).ok_or_else(|| ApiError::not_found(format!("tenant `{tenant}` is not configured")))?;
     let text = std::str::from_utf8(&body).map_err(|e| ApiError::bad_request(format!("the body is not UTF-8: {e}")))?;
     let origin = Origin { tenant: tenant.as_str().into(), source: source.as_str().into(), vendor: decoder_name.into() };
@@ -154,7 +154,7 @@ pub async fn wazuh_alert(
         return Err(ApiError::bad_request("not a Wazuh alert: `rule` (an object) is missing"));
     }
     let agent_id = agent_id(alert.pointer("/agent/id"));
-    let raw = crate::model::compact_raw(&alert);
+    let raw = crate::event::compact_raw(&alert);
     let received = chrono::Utc::now();
     let event = Event::hashed(tenant.as_str().into(), "wazuh-webhook".into(), "wazuh".into(), received, raw);
     let model = crate::normalize::normalize_lossless(&event);

@@ -11,7 +11,6 @@ mod tls;
 mod wazuh;
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use axum::Json;
@@ -35,14 +34,7 @@ pub struct ApiConfig {
     pub max_body_bytes: usize,
     /// Serve HTTPS with this certificate chain and key (PEM).
     #[serde(default)]
-    pub tls: Option<TlsFiles>,
-}
-
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TlsFiles {
-    pub cert_file: PathBuf,
-    pub key_file: PathBuf,
+    pub tls: Option<crate::settings::tls::TlsFiles>,
 }
 
 fn default_listen() -> SocketAddr {

@@ -5,14 +5,11 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Context;
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tokio_rustls::server::TlsStream;
 
-use super::TlsFiles;
+use crate::settings::tls::TlsFiles;
 
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -23,18 +20,7 @@ pub struct TlsListener {
 
 impl TlsListener {
     pub fn new(tcp: TcpListener, files: &TlsFiles) -> anyhow::Result<TlsListener> {
-        let certs = CertificateDer::pem_file_iter(&files.cert_file)
-            .with_context(|| format!("reading {}", files.cert_file.display()))?
-            .collect::<Result<Vec<_>, _>>()
-            .with_context(|| format!("parsing {}", files.cert_file.display()))?;
-        let key = PrivateKeyDer::from_pem_file(&files.key_file).with_context(|| format!("reading {}", files.key_file.display()))?;
-        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-        let mut config = rustls::ServerConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()?
-            .with_no_client_auth()
-            .with_single_cert(certs, key)
-            .context("the API certificate and key do not match")?;
-        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        let config = crate::settings::tls::server_config(files, &[b"http/1.1"])?;
         let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
         let local = tcp.local_addr()?;
         let (tx, ready) = mpsc::channel(64);

@@ -5,10 +5,8 @@
 //! (`tenants[0].sources[1].intervall: unknown field, expected one of …`) and `sluice check` can
 //! report all of them at once.
 
-pub mod duration;
 pub mod expand;
 mod legacy;
-mod secret;
 
 use std::collections::{BTreeMap, HashSet};
 use std::fmt;
@@ -16,12 +14,12 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;
-use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
-pub use secret::{Secret, scalar_string};
 
 use crate::names;
+use crate::settings::duration;
+use crate::settings::error::{ConfigError, parse_at};
 use crate::sinks::SinkSettings;
 use crate::sources::SourceSettings;
 
@@ -55,34 +53,30 @@ pub struct TenantConfig {
     pub sinks: Vec<String>,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct SourceConfig {
     pub name: String,
-    pub settings: SourceSettings,
+    pub settings: std::sync::Arc<dyn SourceSettings>,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct SinkConfig {
     pub name: String,
-    pub settings: SinkSettings,
+    pub settings: std::sync::Arc<dyn SinkSettings>,
     /// `batch`, `retry`, `filter`, `outbox`, `health`: the same for every type.
     pub policy: crate::sinks::policy::SinkPolicy,
 }
 
-/// One problem found in the file, with the YAML path it is at.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConfigError {
-    pub path: String,
-    pub message: String,
+// By hand: a derived `PartialEq` cannot compare `Arc<dyn …>` fields.
+impl PartialEq for SourceConfig {
+    fn eq(&self, other: &Self) -> bool {
+        self.name == other.name && *self.settings == *other.settings
+    }
 }
 
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.path.is_empty() {
-            write!(f, "{}", self.message)
-        } else {
-            write!(f, "{}: {}", self.path, self.message)
-        }
+impl PartialEq for SinkConfig {
+    fn eq(&self, other: &Self) -> bool {
+        self.name == other.name && *self.settings == *other.settings && self.policy == other.policy
     }
 }
 
@@ -192,15 +186,6 @@ impl Config {
     }
 }
 
-impl ConfigError {
-    pub fn root(message: impl Into<String>) -> Self {
-        ConfigError { path: String::new(), message: message.into() }
-    }
-    pub fn at(path: impl Into<String>, message: impl Into<String>) -> Self {
-        ConfigError { path: path.into(), message: message.into() }
-    }
-}
-
 fn build(value: Value, source_path: &Path, errors: &mut Vec<ConfigError>) -> Option<Config> {
     let raw: RawConfig = parse_at(value, "", errors)?;
     let api = raw.api.and_then(|v| {
@@ -220,7 +205,7 @@ fn build(value: Value, source_path: &Path, errors: &mut Vec<ConfigError>) -> Opt
         }
         let mut value = value;
         let policy = crate::sinks::policy::SinkPolicy::take(&mut value, &path, errors);
-        if let Some(settings) = typed_at(value, &path, errors, SinkSettings::parse) {
+        if let Some(settings) = typed_at(value, &path, errors, <dyn SinkSettings>::parse) {
             sinks.insert(name.clone(), SinkConfig { name, settings, policy });
         }
     }
@@ -257,7 +242,7 @@ fn build(value: Value, source_path: &Path, errors: &mut Vec<ConfigError>) -> Opt
                 errors.push(ConfigError::at(format!("{spath}.name"), format!("duplicate source `{name}`")));
             }
             let value = without_key(value, "name");
-            if let Some(settings) = typed_at(value, &spath, errors, SourceSettings::parse) {
+            if let Some(settings) = typed_at(value, &spath, errors, <dyn SourceSettings>::parse) {
                 sources.push(SourceConfig { name, settings });
             }
         }
@@ -318,37 +303,6 @@ fn without_key(mut value: Value, key: &str) -> Value {
     value
 }
 
-/// Deserializes `value` into `T`, recording any error with its full YAML path.
-pub fn parse_at<T: DeserializeOwned>(value: Value, prefix: &str, errors: &mut Vec<ConfigError>) -> Option<T> {
-    match serde_path_to_error::deserialize::<_, T>(value) {
-        Ok(v) => Some(v),
-        Err(e) => {
-            let inner = e.path().to_string();
-            let mut path = join_path(prefix, if inner == "." { "" } else { &inner });
-            let mut message = e.into_inner().to_string();
-            // "unknown field `x`, expected …": the path already ends in `x`; don't say it twice.
-            if let Some(rest) = message.strip_prefix("unknown field `")
-                && let Some((field, tail)) = rest.split_once('`') {
-                    if !path.ends_with(field) {
-                        path = join_path(&path, field);
-                    }
-                    message = format!("unknown field{tail}");
-                }
-            errors.push(ConfigError { path, message });
-            None
-        }
-    }
-}
-
-fn join_path(prefix: &str, inner: &str) -> String {
-    match (prefix.is_empty(), inner.is_empty()) {
-        (_, true) => prefix.to_string(),
-        (true, false) => inner.to_string(),
-        (false, false) if inner.starts_with('[') => format!("{prefix}{inner}"),
-        (false, false) => format!("{prefix}.{inner}"),
-    }
-}
-
 /// Expands `${…}` in every string. A string that was one whole reference and expands to a number
 /// or boolean becomes that scalar, so `interval: ${POLL_SECONDS}` works.
 fn expand_all(value: &mut Value, base_dir: &Path, path: &mut String, errors: &mut Vec<ConfigError>) {
@@ -384,14 +338,6 @@ fn expand_all(value: &mut Value, base_dir: &Path, path: &mut String, errors: &mu
         }
         _ => {}
     }
-}
-
-/// The names of the variants a `type:` accepts, for error messages.
-pub fn unknown_type(path: &str, what: &str, kind: &str, known: &[&str]) -> ConfigError {
-    ConfigError::at(
-        format!("{path}.type"),
-        format!("unknown {what} type `{kind}`, expected one of: {}", known.join(", ")),
-    )
 }
 
 #[cfg(test)]

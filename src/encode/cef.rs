@@ -10,7 +10,7 @@
 use std::fmt::Write;
 use std::net::IpAddr;
 
-use crate::normalize::{Level, SecurityEvent};
+use crate::model::{Level, SecurityEvent};
 
 /// CEF severity (0–10) of a level: 0–3 low, 4–6 medium, 7–8 high, 9–10 very high. LEEF's
 /// `sev` (1–10) uses the same numbers.
@@ -117,7 +117,7 @@ pub fn extension(e: &SecurityEvent) -> Vec<(&'static str, String)> {
 }
 
 /// Source or destination keys: IPv4 in `src`/`dst`, IPv6 in the custom IPv6 fields.
-fn endpoint(kv: &mut Vec<(&'static str, String)>, ep: &crate::normalize::Endpoint, keys: [&'static str; 7]) {
+fn endpoint(kv: &mut Vec<(&'static str, String)>, ep: &crate::model::Endpoint, keys: [&'static str; 7]) {
     let [v4, v6, port, host, user, mac, process] = keys;
     match ep.ip {
         Some(IpAddr::V4(ip)) => kv.push((v4, ip.to_string())),

@@ -3,7 +3,7 @@
 
 use serde_json::{Map, Value, json};
 
-use crate::normalize::{Endpoint, Kind, SecurityEvent};
+use crate::model::{Endpoint, Kind, SecurityEvent};
 
 pub const ECS_VERSION: &str = "8.11.0";
 

@@ -2,22 +2,9 @@
 
 use serde_json::{Map, Value, json};
 
-use crate::normalize::{Endpoint, Kind, Level, SecurityEvent};
+use crate::model::{Endpoint, Kind, Level, SecurityEvent};
 
 pub const VERSION: &str = "2.D.V08";
-
-/// The V08 category with this name, if the schema has it (`Malware.Virus`, `Recon.Network` …).
-pub fn known_category(name: &str) -> Option<&'static str> {
-    static CATEGORIES: std::sync::OnceLock<Vec<&'static str>> = std::sync::OnceLock::new();
-    let all = CATEGORIES.get_or_init(|| {
-        let schema: Value = serde_json::from_str(crate::testserver::SCHEMA).expect("the embedded schema is JSON");
-        schema["definitions"]["categoryEnum"]["enum"]
-            .as_array()
-            .map(|a| a.iter().filter_map(Value::as_str).map(|s| &*Box::leak(s.to_string().into_boxed_str())).collect())
-            .unwrap_or_default()
-    });
-    all.iter().copied().find(|c| *c == name)
-}
 
 /// Namespace of the message ids: the same event always gets the same IDMEFv2 `ID`.
 const ID_NAMESPACE: uuid::Uuid = uuid::Uuid::from_u128(0x5c1c_e0a1_7d1e_4e5f_9b0e_2f6c_8a4d_1b3e);

@@ -10,7 +10,7 @@
 use std::fmt::Write;
 
 use super::cef::{escape_header, severity};
-use crate::normalize::SecurityEvent;
+use crate::model::SecurityEvent;
 
 /// Tried in order when the configured delimiter occurs in a value.
 const ALTERNATIVES: &[char] = &['\t', '^', '~', '\u{1f}', '\u{1e}', '\u{b6}', '\u{2021}'];

@@ -1,5 +1,5 @@
 //! Encoders: [`Event`] → bytes a sink writes. Pure functions, no I/O. The normalized formats
-//! (`event`, `ecs`, `idmefv2`) read only the [`SecurityEvent`](crate::normalize::SecurityEvent)
+//! (`event`, `ecs`, `idmefv2`) read only the [`SecurityEvent`](crate::model::SecurityEvent)
 //! model.
 
 pub mod cef;
@@ -9,8 +9,8 @@ pub mod leef;
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::Event;
-use crate::normalize;
+use crate::event::Event;
+use crate::{model, normalize};
 
 /// The shape of each line a sink writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
@@ -53,8 +53,8 @@ struct EventDocument<'a> {
     received_at: String,
     event: &'a serde_json::value::RawValue,
     time: &'a chrono::DateTime<chrono::Utc>,
-    kind: normalize::Kind,
-    severity: &'a normalize::Severity,
+    kind: model::Kind,
+    severity: &'a model::Severity,
     risk_score: u8,
     category: &'a str,
     title: &'a str,
@@ -62,18 +62,18 @@ struct EventDocument<'a> {
     description: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     action: Option<&'a str>,
-    #[serde(skip_serializing_if = "normalize::Endpoint::is_empty")]
-    source_endpoint: &'a normalize::Endpoint,
-    #[serde(skip_serializing_if = "normalize::Endpoint::is_empty")]
-    target: &'a normalize::Endpoint,
+    #[serde(skip_serializing_if = "model::Endpoint::is_empty")]
+    source_endpoint: &'a model::Endpoint,
+    #[serde(skip_serializing_if = "model::Endpoint::is_empty")]
+    target: &'a model::Endpoint,
     #[serde(skip_serializing_if = "<[_]>::is_empty")]
-    files: &'a [normalize::File],
+    files: &'a [model::File],
     #[serde(skip_serializing_if = "Option::is_none")]
-    rule: Option<&'a normalize::Rule>,
+    rule: Option<&'a model::Rule>,
     #[serde(skip_serializing_if = "<[_]>::is_empty")]
-    mitre: &'a [normalize::Mitre],
+    mitre: &'a [model::Mitre],
     product: &'a str,
-    analyzer: &'a normalize::Analyzer,
+    analyzer: &'a model::Analyzer,
 }
 
 impl Format {
@@ -84,7 +84,7 @@ impl Format {
 
     /// [`Self::encode_line`], also returning why the vendor's decoder failed when a normalized
     /// format had to fall back to the generic mapping.
-    pub fn encode_line_reporting(&self, event: &Event, out: &mut Vec<u8>) -> Option<normalize::NormalizeError> {
+    pub fn encode_line_reporting(&self, event: &Event, out: &mut Vec<u8>) -> Option<model::NormalizeError> {
         let (model, failure) = if self.is_normalized() {
             let (model, failure) = normalize::normalize_reporting(event);
             (Some(model), failure)
@@ -98,7 +98,7 @@ impl Format {
 
     /// Appends the event in this format, without a newline. `model` is the event normalized;
     /// normalized formats compute it when it is not given.
-    pub fn encode_document(&self, event: &Event, model: Option<&normalize::SecurityEvent>, out: &mut Vec<u8>) {
+    pub fn encode_document(&self, event: &Event, model: Option<&model::SecurityEvent>, out: &mut Vec<u8>) {
         let computed;
         let model = match model {
             None if self.is_normalized() => {

@@ -17,7 +17,8 @@ use serde_json::Value;
 use vrl::compiler::{Context, Program, TargetValue, TimeZone, state::RuntimeState};
 use vrl::value::Secrets;
 
-use super::{Endpoint, Kind, Mitre, Rule, SecurityEvent, int_at, level_from_word, parse_time, str_at};
+use crate::model::{Endpoint, Kind, Mitre, Rule, SecurityEvent};
+use crate::vendors::fields::{int_at, level_from_word, parse_time, str_at};
 
 /// A compiled mapping. Equal when their source text is equal (for config reloads).
 #[derive(Clone)]
@@ -80,7 +81,7 @@ pub fn apply_overrides(m: &Value, e: &mut SecurityEvent) {
     if let Some(k) = str_at(m, "kind").and_then(|k| serde_json::from_value::<Kind>(Value::String(k)).ok()) {
         e.kind = k;
     }
-    if let Some(c) = str_at(m, "category").and_then(|c| crate::encode::idmefv2::known_category(&c)) {
+    if let Some(c) = str_at(m, "category").and_then(|c| crate::model::known_category(&c)) {
         e.category = c;
     }
     if let Some(t) = str_at(m, "time").and_then(|t| parse_time(&t)) {

@@ -7,18 +7,21 @@ use chrono::Utc;
 use serde_json::Value;
 
 use super::*;
+use crate::model::*;
+use crate::vendors::wazuh;
 use crate::decode::{Decoder, Origin};
 use crate::encode::{ecs, idmefv2};
 
-fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
+/// A vendor's folder, holding its `fixtures/` and `golden/` outputs.
+fn vendor_dir(vendor: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("src/vendors").join(vendor)
 }
 
 /// Every fixture file of a vendor, each as the lines a file source would read.
 fn inputs(vendor: &str) -> Vec<String> {
     let mut out = Vec::new();
     let mut paths: Vec<_> =
-        std::fs::read_dir(fixtures().join(vendor)).unwrap().map(|e| e.unwrap().path()).filter(|p| p.is_file()).collect();
+        std::fs::read_dir(vendor_dir(vendor).join("fixtures")).unwrap().map(|e| e.unwrap().path()).filter(|p| p.is_file()).collect();
     paths.sort();
     for path in paths {
         let text = std::fs::read_to_string(&path).unwrap();
@@ -43,18 +46,20 @@ fn events(vendor: &str) -> Vec<SecurityEvent> {
 }
 
 fn schema() -> jsonschema::Validator {
-    crate::testserver::validator()
+    crate::schemas::validator()
 }
 
-const VENDORS_WITH_FIXTURES: &[&str] =
-    &["withsecure", "suricata", "wazuh", "clamav", "modsecurity", "kismet", "prometheus", "zabbix", "zoneminder"];
+/// Every registered vendor but the generic `json`, which has no fixtures of its own.
+fn vendors_with_fixtures() -> impl Iterator<Item = &'static str> {
+    crate::vendors::VENDORS.iter().map(|v| v.name).filter(|name| *name != "json")
+}
 
 #[test]
 fn every_fixture_gives_a_schema_valid_idmefv2_message() {
     let validator = schema();
-    let validator_v04 = crate::testserver::validator_v04();
+    let validator_v04 = crate::schemas::validator_v04();
     let mut count = 0;
-    for vendor in VENDORS_WITH_FIXTURES {
+    for vendor in vendors_with_fixtures() {
         let events = events(vendor);
         assert!(!events.is_empty(), "{vendor} has no fixtures");
         for e in events {
@@ -72,7 +77,7 @@ fn every_fixture_gives_a_schema_valid_idmefv2_message() {
 
 #[test]
 fn ecs_documents_have_the_core_fields() {
-    for vendor in VENDORS_WITH_FIXTURES {
+    for vendor in vendors_with_fixtures() {
         for e in events(vendor) {
             let doc = ecs::document(&e);
             for field in ["@timestamp", "message", "event", "observer", "organization", "related"] {
@@ -88,11 +93,11 @@ fn ecs_documents_have_the_core_fields() {
 fn suricata_severity_1_is_the_most_severe_and_icmp_without_ports_works() {
     let origin = Origin { tenant: "t".into(), source: "s".into(), vendor: "suricata".into() };
     let line = |sev: u8| format!(r#"{{"timestamp":"2024-01-01T00:00:00.000000+0000","event_type":"alert","src_ip":"10.0.0.1","dest_ip":"10.0.0.2","proto":"ICMP","alert":{{"signature":"ping","category":"Misc activity","severity":{sev}}}}}"#);
-    let level = |sev| normalize(&Decoder::Suricata.decode_line(&line(sev), &origin, Utc::now()).unwrap()[0]).unwrap().severity.level;
+    let level = |sev| normalize(&Decoder::named("suricata").decode_line(&line(sev), &origin, Utc::now()).unwrap()[0]).unwrap().severity.level;
     assert_eq!(level(1), Level::High);
     assert_eq!(level(3), Level::Low);
     assert!(level(1) > level(2) && level(2) > level(3));
-    let e = normalize(&Decoder::Suricata.decode_line(&line(2), &origin, Utc::now()).unwrap()[0]).unwrap();
+    let e = normalize(&Decoder::named("suricata").decode_line(&line(2), &origin, Utc::now()).unwrap()[0]).unwrap();
     assert_eq!(e.source.port, None);
     assert_eq!(e.target.ip, Some("10.0.0.2".parse().unwrap()));
 }
@@ -128,7 +133,7 @@ fn missing_required_field_names_it() {
 
 #[test]
 fn undecodable_input_still_reaches_the_sink_with_its_reason() {
-    let ev = Decoder::Wazuh.decode_line(r#"{"no_rule": true}"#, &Origin { tenant: "t".into(), source: "s".into(), vendor: "wazuh".into() }, Utc::now()).unwrap();
+    let ev = Decoder::named("wazuh").decode_line(r#"{"no_rule": true}"#, &Origin { tenant: "t".into(), source: "s".into(), vendor: "wazuh".into() }, Utc::now()).unwrap();
     let e = normalize_lossless(&ev[0]);
     assert!(e.description.unwrap().contains("rule.level"));
     assert_eq!(e.raw["no_rule"], true);
@@ -139,7 +144,7 @@ fn undecodable_input_still_reaches_the_sink_with_its_reason() {
 
 #[test]
 fn withsecure_golden() {
-    let raw: Value = serde_json::from_str(&std::fs::read_to_string(fixtures().join("withsecure/deep-guard-event.json")).unwrap()).unwrap();
+    let raw: Value = serde_json::from_str(&std::fs::read_to_string(vendor_dir("withsecure").join("fixtures/deep-guard-event.json")).unwrap()).unwrap();
     let e = normalize_value("withsecure", raw, "x", "acme", Utc::now()).unwrap();
     assert_eq!(e.id, "0c4b2fe9-c1d7-36d5-bec0-ad6ffb896669_46");
     assert_eq!(e.severity.level, Level::Medium);
@@ -160,6 +165,7 @@ mod properties {
 
     use super::super::*;
     use crate::encode::idmefv2;
+    use crate::model::*;
 
     fn level() -> impl Strategy<Value = Level> {
         prop_oneof![Just(Level::Info), Just(Level::Low), Just(Level::Medium), Just(Level::High), Just(Level::Critical)]
@@ -224,7 +230,7 @@ mod properties {
             e.source = source;
             e.target = target;
             e.files = files;
-            for (msg, validator) in [(idmefv2::message(&e), crate::testserver::validator()), (idmefv2::message_v04(&e), crate::testserver::validator_v04())] {
+            for (msg, validator) in [(idmefv2::message(&e), crate::schemas::validator()), (idmefv2::message_v04(&e), crate::schemas::validator_v04())] {
                 let errors: Vec<String> = validator.iter_errors(&msg).map(|x| format!("{x} at {}", x.instance_path())).collect();
                 prop_assert!(errors.is_empty(), "{:?}\n{}", errors, msg);
             }
@@ -267,7 +273,7 @@ mod properties {
 
         #[test]
         fn arbitrary_json_never_panics_a_decoder(doc in arbitrary_json(), which in 0usize..10) {
-            let vendor = VENDORS[which];
+            let vendor = crate::vendors::VENDORS[which % crate::vendors::VENDORS.len()].name;
             let _ = normalize_value(vendor, doc, "id", "t", chrono::Utc::now());
         }
     }
@@ -316,11 +322,11 @@ fn vrl_mapping_fills_the_model_for_an_unknown_tool() {
     let mapping = mapping::Mapping::compile(program).unwrap();
     let raw = serde_json::json!({"usr": "bob", "lvl": 7, "when": "2025-03-01T10:00:00Z", "from": "198.51.100.7", "sport": 5555, "host": "db1"});
     let mapped = mapping.apply(&raw).unwrap();
-    let mut event = Decoder::Json
+    let mut event = Decoder::named("json")
         .decode_line(&raw.to_string(), &Origin { tenant: "t".into(), source: "s".into(), vendor: "json".into() }, Utc::now())
         .unwrap()
         .remove(0);
-    event.mapped = Some(crate::model::compact_raw(&mapped));
+    event.mapped = Some(crate::event::compact_raw(&mapped));
     let e = normalize(&event).unwrap();
     assert_eq!(e.title, "Login failure for bob");
     assert_eq!(e.severity.level, Level::High);
@@ -335,7 +341,7 @@ fn vrl_mapping_fills_the_model_for_an_unknown_tool() {
     assert!(schema().is_valid(&idmefv2::message(&e)));
     // A category the schema does not know is ignored rather than making the message invalid.
     let odd = mapping::Mapping::compile(r#". = {"category": "Made.Up"}"#).unwrap().apply(&raw).unwrap();
-    event.mapped = Some(crate::model::compact_raw(&odd));
+    event.mapped = Some(crate::event::compact_raw(&odd));
     assert_eq!(normalize(&event).unwrap().category, "Other.Uncategorised");
 }
 
@@ -349,18 +355,17 @@ fn vrl_errors_say_where() {
 }
 
 /// Golden files: every fixture through its decoder to `event`, `idmefv2`, `ecs`, `cef` and `leef`,
-/// compared with `tests/golden/<vendor>.<format>[.jsonl]`. After an intended change, regenerate them with
+/// compared with `src/vendors/<vendor>/golden/<format>[.jsonl]`. After an intended change, regenerate them with
 /// `UPDATE_GOLDEN=1 cargo test golden` and review the diff.
 #[test]
 fn golden_outputs_of_every_fixture() {
     use crate::encode::Format;
     let now = chrono::DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z").unwrap().with_timezone(&Utc);
     let update = std::env::var_os("UPDATE_GOLDEN").is_some();
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden");
     let mut mismatches = Vec::new();
-    for vendor in VENDORS_WITH_FIXTURES {
+    for vendor in vendors_with_fixtures() {
         let decoder = Decoder::parse(vendor).unwrap();
-        let origin = Origin { tenant: "acme".into(), source: (*vendor).into(), vendor: (*vendor).into() };
+        let origin = Origin { tenant: "acme".into(), source: vendor.into(), vendor: vendor.into() };
         let events: Vec<_> = inputs(vendor).iter().flat_map(|l| decoder.decode_line(l, &origin, now).unwrap()).collect();
         let formats = [(Format::Event, "event.jsonl"), (Format::Idmefv2, "idmefv2.jsonl"), (Format::Ecs, "ecs.jsonl"), (Format::Cef, "cef"), (Format::Leef, "leef")];
         for (format, name) in formats {
@@ -368,7 +373,8 @@ fn golden_outputs_of_every_fixture() {
             for e in &events {
                 format.encode_line(e, &mut out);
             }
-            let path = dir.join(format!("{vendor}.{name}"));
+            let dir = vendor_dir(vendor).join("golden");
+            let path = dir.join(name);
             if update {
                 std::fs::create_dir_all(&dir).unwrap();
                 std::fs::write(&path, &out).unwrap();

@@ -15,10 +15,7 @@ use anyhow::anyhow;
 use futures::future::{BoxFuture, FutureExt, try_join_all};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::model::Event;
-
-/// Events handed over together; shared by every sink they are routed to.
-pub type Batch = Arc<Vec<Event>>;
+use crate::event::{Batch, Event};
 
 /// A batch handed to one sink, with the channel on which it says the batch is durable.
 pub struct Delivery {

@@ -137,7 +137,7 @@ impl Runtime {
         let mut built = Vec::new();
         for (name, sink) in &new.sinks {
             if self.config.sinks.get(name) != Some(sink) {
-                let instance = sink.settings.build(name, &self.store, &sink.policy).with_context(|| format!("sink `{name}`"))?;
+                let instance = sink.settings.start(name, &self.store, &sink.policy).with_context(|| format!("sink `{name}`"))?;
                 built.push((sink.clone(), instance));
             }
         }
@@ -255,7 +255,7 @@ async fn stop_tenant(task: TenantTask) {
 }
 
 /// Runs a source, restarting it with backoff when it fails, until it is cancelled.
-async fn supervise(settings: crate::sources::SourceSettings, mut ctx: SourceContext) {
+async fn supervise(settings: std::sync::Arc<dyn crate::sources::SourceSettings>, mut ctx: SourceContext) {
     let mut delay = MIN_RESTART;
     loop {
         let result = settings.run(ctx.clone()).await;

@@ -62,7 +62,7 @@ struct Worker {
 }
 
 /// Outbox events, the id of the last, and their stored size.
-type Chunk = (Vec<crate::model::Event>, Option<i64>, u64);
+type Chunk = (Vec<crate::event::Event>, Option<i64>, u64);
 
 impl Worker {
     async fn run(mut self, mut rx: mpsc::Receiver<Delivery>) {
@@ -285,7 +285,7 @@ mod tests {
     use tokio::sync::oneshot;
 
     use super::*;
-    use crate::model::Event;
+    use crate::event::Event;
 
     /// Fails while `down` is set; records what it delivered.
     #[derive(Clone, Default)]
@@ -411,7 +411,7 @@ mod tests {
         let store = Store::open(dir.path()).unwrap();
         let sink = Flaky::default();
         let mut policy = SinkPolicy::default();
-        policy.filter.min_severity = Some(crate::normalize::Level::High);
+        policy.filter.min_severity = Some(crate::model::Level::High);
         let (handle, join, status) = start(&sink, &store, policy);
         let events: Vec<Event> = ["low", "high", "critical", "info"]
             .iter()

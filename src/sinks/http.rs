@@ -1,49 +1,9 @@
-//! What the HTTP sinks share: the client (rustls, certificate verification on unless turned
-//! off, an extra CA allowed), `Retry-After`, and a bounded error text for logs and dead letters.
+//! What the HTTP sinks share: `Retry-After`, default timeouts and concurrency, URL checks, and a
+//! bounded error text for logs and dead letters. The client itself is built by
+//! [`crate::settings::tls::http_client`].
 
-use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::Context;
-use serde::Deserialize;
-
-/// `tls:` of an HTTP sink.
-#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct TlsConfig {
-    /// A PEM file of CA certificates to trust besides the system's (a private CA).
-    pub ca_file: Option<PathBuf>,
-    /// Accept any server certificate. For test setups only: it turns off the protection TLS
-    /// gives.
-    pub insecure: bool,
-}
-
-impl TlsConfig {
-    pub fn problems(&self, field: &'static str) -> Vec<(&'static str, String)> {
-        match &self.ca_file {
-            Some(path) if !path.is_file() => vec![(field, format!("ca_file {} does not exist", path.display()))],
-            _ => Vec::new(),
-        }
-    }
-}
-
-/// A client for one sink: connection pooling, timeouts, the sink's TLS settings, gzip off
-/// (sinks compress request bodies themselves).
-pub fn client(tls: &TlsConfig, timeout: Duration) -> anyhow::Result<reqwest::Client> {
-    let mut builder = reqwest::Client::builder()
-        .user_agent(concat!("sluice/", env!("CARGO_PKG_VERSION")))
-        .timeout(timeout)
-        .connect_timeout(timeout.min(Duration::from_secs(10)))
-        .pool_max_idle_per_host(32)
-        .danger_accept_invalid_certs(tls.insecure);
-    if let Some(path) = &tls.ca_file {
-        let pem = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-        for cert in reqwest::Certificate::from_pem_bundle(&pem).with_context(|| format!("parsing {}", path.display()))? {
-            builder = builder.add_root_certificate(cert);
-        }
-    }
-    builder.build().context("building the HTTP client")
-}
 
 /// `Retry-After` in seconds or as an HTTP date.
 pub fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
@@ -72,15 +32,6 @@ pub fn excerpt(body: &str) -> String {
         s.push('…');
     }
     s
-}
-
-/// Checks a URL option: http or https.
-pub fn url_problem(url: &str) -> Option<String> {
-    match reqwest::Url::parse(url) {
-        Ok(u) if u.scheme() == "http" || u.scheme() == "https" => None,
-        Ok(u) => Some(format!("scheme `{}` is not http or https", u.scheme())),
-        Err(e) => Some(format!("not a URL: {e}")),
-    }
 }
 
 #[cfg(test)]

@@ -1,5 +1,5 @@
-//! Sinks: where events go. One folder per kind of sink, holding its config and code; the
-//! settings every sink shares (`batch`, `retry`, `filter`, `outbox`, `health`) are in
+//! Sinks: where events go. One folder per kind of sink, holding its settings and code, registered
+//! in [`SINK_TYPES`]; the settings every sink shares (`batch`, `retry`, `filter`, `outbox`, `health`) are in
 //! [`policy`], health and statistics in [`status`].
 
 pub mod elasticsearch;
@@ -9,70 +9,89 @@ pub mod idmefv2_http;
 pub mod policy;
 pub mod splunk_hec;
 pub mod status;
+pub mod stdout;
 pub mod syslog;
 
 use std::sync::Arc;
 
 use futures::future::BoxFuture;
+use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use crate::config::{ConfigError, parse_at, unknown_type};
-use crate::pipeline::Batch;
+use crate::event::Batch;
+use crate::settings::error::{ConfigError, parse_at, report, unknown_type};
+use crate::settings::AnySettings;
 use crate::store::Store;
 use policy::SinkPolicy;
 
-/// The `type:`-specific part of a sink's config.
-#[derive(Debug, Clone, PartialEq)]
-pub enum SinkSettings {
-    File(file::FileSinkConfig),
-    IdmefHttp(idmefv2_http::IdmefHttpConfig),
-    SplunkHec(splunk_hec::HecConfig),
-    Elasticsearch(elasticsearch::EsConfig),
-    Syslog(syslog::SyslogConfig),
+/// Every sink type, by its `type:` name. A new sink is a folder with its settings and code, and
+/// one line here.
+pub static SINK_TYPES: &[SinkType] = &[
+    SinkType::new::<file::FileSinkConfig>("file"),
+    SinkType::new::<idmefv2_http::IdmefHttpConfig>("idmefv2_http"),
+    SinkType::new::<splunk_hec::HecConfig>("splunk_hec"),
+    SinkType::new::<elasticsearch::EsConfig>("elasticsearch"),
+    SinkType::new::<syslog::SyslogConfig>("syslog"),
+    SinkType::new::<stdout::StdoutConfig>("stdout"),
+];
+
+/// The `type:`-specific settings of a sink: what its folder's `config.rs` deserializes.
+pub trait SinkSettings: AnySettings + std::fmt::Debug + Send + Sync {
+    /// Problems serde cannot see (a missing file, options that exclude each other), each with
+    /// the key it is at.
+    fn problems(&self) -> Vec<(&'static str, String)> {
+        Vec::new()
+    }
+
+    /// Builds the sink that delivers events for these settings.
+    fn build(&self, ctx: SinkContext) -> anyhow::Result<Box<dyn Sink>>;
 }
 
-impl SinkSettings {
-    pub const TYPES: &[&str] = &["file", "idmefv2_http", "splunk_hec", "elasticsearch", "syslog"];
+impl PartialEq for dyn SinkSettings {
+    fn eq(&self, other: &Self) -> bool {
+        self.eq_any(other.as_any())
+    }
+}
 
-    pub fn parse(kind: &str, value: Value, path: &str, errors: &mut Vec<ConfigError>) -> Option<Self> {
-        /// Parses the type's struct and reports what its `problems()` finds, at their paths.
-        fn checked<T: serde::de::DeserializeOwned>(
-            value: Value,
-            path: &str,
-            errors: &mut Vec<ConfigError>,
-            problems: fn(&T) -> Vec<(&'static str, String)>,
-        ) -> Option<T> {
-            let config: T = parse_at(value, path, errors)?;
-            let found = problems(&config);
-            for (field, reason) in &found {
-                errors.push(ConfigError::at(format!("{path}.{field}"), reason.clone()));
-            }
-            found.is_empty().then_some(config)
-        }
-        match kind {
-            "file" => parse_at(value, path, errors).map(SinkSettings::File),
-            "idmefv2_http" => checked(value, path, errors, idmefv2_http::IdmefHttpConfig::problems).map(SinkSettings::IdmefHttp),
-            "splunk_hec" => checked(value, path, errors, splunk_hec::HecConfig::problems).map(SinkSettings::SplunkHec),
-            "elasticsearch" => checked(value, path, errors, elasticsearch::EsConfig::problems).map(SinkSettings::Elasticsearch),
-            "syslog" => checked(value, path, errors, syslog::SyslogConfig::problems).map(SinkSettings::Syslog),
-            other => {
-                errors.push(unknown_type(path, "sink", other, Self::TYPES));
+impl dyn SinkSettings {
+    /// Parses `value` as the settings of sink type `kind`, recording errors at `path`.
+    pub fn parse(kind: &str, value: Value, path: &str, errors: &mut Vec<ConfigError>) -> Option<Arc<dyn SinkSettings>> {
+        match SINK_TYPES.iter().find(|t| t.name == kind) {
+            Some(t) => (t.parse)(value, path, errors),
+            None => {
+                let known: Vec<_> = SINK_TYPES.iter().map(|t| t.name).collect();
+                errors.push(unknown_type(path, "sink", kind, &known));
                 None
             }
         }
     }
 
-    /// Builds the sink that delivers events for this config.
-    pub fn build(&self, name: &str, store: &Store, policy: &SinkPolicy) -> anyhow::Result<Box<dyn Sink>> {
-        let ctx = SinkContext { name: name.to_string(), store: store.clone(), policy: policy.clone() };
-        Ok(match self {
-            SinkSettings::File(c) => Box::new(file::FileSink::new(name, c.clone())?),
-            SinkSettings::IdmefHttp(c) => Box::new(idmefv2_http::IdmefHttpSink::new(c.clone(), ctx)?),
-            SinkSettings::SplunkHec(c) => Box::new(splunk_hec::HecSink::new(c.clone(), ctx)?),
-            SinkSettings::Elasticsearch(c) => Box::new(elasticsearch::EsSink::new(c.clone(), ctx)?),
-            SinkSettings::Syslog(c) => Box::new(syslog::SyslogSink::new(c.clone(), ctx)?),
-        })
+    /// The settings as their concrete type, if they are of it.
+    pub fn downcast_ref<T: 'static>(&self) -> Option<&T> {
+        self.as_any().downcast_ref()
     }
+
+    /// Builds the sink named `name`.
+    pub fn start(&self, name: &str, store: &Store, policy: &SinkPolicy) -> anyhow::Result<Box<dyn Sink>> {
+        self.build(SinkContext { name: name.to_string(), store: store.clone(), policy: policy.clone() })
+    }
+}
+
+/// One entry of [`SINK_TYPES`].
+pub struct SinkType {
+    pub name: &'static str,
+    parse: fn(Value, &str, &mut Vec<ConfigError>) -> Option<Arc<dyn SinkSettings>>,
+}
+
+impl SinkType {
+    pub const fn new<T: SinkSettings + DeserializeOwned>(name: &'static str) -> SinkType {
+        SinkType { name, parse: parse_settings::<T> }
+    }
+}
+
+fn parse_settings<T: SinkSettings + DeserializeOwned>(value: Value, path: &str, errors: &mut Vec<ConfigError>) -> Option<Arc<dyn SinkSettings>> {
+    let settings: T = parse_at(value, path, errors)?;
+    report(settings.problems(), path, errors).then(|| Arc::new(settings) as Arc<dyn SinkSettings>)
 }
 
 /// What a sink gets besides its own settings.
@@ -85,7 +104,7 @@ pub struct SinkContext {
 
 impl SinkContext {
     /// Records an event the destination refused for good; it counts as handled.
-    pub async fn dead_letter(&self, event: &crate::model::Event, reason: &str, written: &mut Written) -> anyhow::Result<()> {
+    pub async fn dead_letter(&self, event: &crate::event::Event, reason: &str, written: &mut Written) -> anyhow::Result<()> {
         tracing::warn!(sink = %self.name, event = %event.id, reason, "event refused; dead-lettered");
         self.store.dead_letter(&self.name, event, reason).await?;
         written.dead_lettered += 1;
@@ -99,7 +118,7 @@ impl SinkContext {
 pub async fn encode_all<T, F>(batches: &[Batch], encode: Arc<F>) -> anyhow::Result<Vec<T>>
 where
     T: Send + 'static,
-    F: Fn(&crate::model::Event) -> T + Send + Sync + 'static,
+    F: Fn(&crate::event::Event) -> T + Send + Sync + 'static,
 {
     let total: usize = batches.iter().map(|b| b.len()).sum();
     if total < 256 {

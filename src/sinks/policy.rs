@@ -7,8 +7,8 @@ use std::time::Duration;
 use rand::Rng;
 use serde::Deserialize;
 
-use crate::config::{ConfigError, duration, parse_at};
-use crate::normalize::{Kind, Level, SecurityEvent};
+use crate::settings::{ConfigError, duration, parse_at};
+use crate::model::{Kind, Level, SecurityEvent};
 
 pub const KEYS: &[&str] = &["batch", "retry", "filter", "outbox", "health"];
 

@@ -1,4 +1,5 @@
-//! Sources: where events come from. One folder per kind of source, holding its config and code.
+//! Sources: where events come from. One folder per kind of source, holding its settings and
+//! code, registered in [`SOURCE_TYPES`].
 
 pub mod file;
 pub mod wazuh_api;
@@ -7,59 +8,75 @@ pub mod withsecure;
 use std::sync::Arc;
 
 use futures::future::BoxFuture;
+use serde::de::DeserializeOwned;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{ConfigError, parse_at, unknown_type};
 use crate::pipeline::Emitter;
+use crate::settings::error::{ConfigError, parse_at, report, unknown_type};
+use crate::settings::AnySettings;
 use crate::store::Store;
 
-/// The `type:`-specific part of a source's config.
-#[derive(Debug, Clone, PartialEq)]
-pub enum SourceSettings {
-    File(file::FileSourceConfig),
-    WithSecure(withsecure::WithSecureConfig),
-    WazuhApi(wazuh_api::WazuhApiConfig),
+/// Every source type, by its `type:` name. A new source is a folder with its settings and code,
+/// and one line here.
+pub static SOURCE_TYPES: &[SourceType] = &[
+    SourceType::new::<file::FileSourceConfig>("file"),
+    SourceType::new::<withsecure::WithSecureConfig>("withsecure"),
+    SourceType::new::<wazuh_api::WazuhApiConfig>("wazuh_api"),
+];
+
+/// The `type:`-specific settings of a source: what its folder's `config.rs` deserializes.
+pub trait SourceSettings: AnySettings + std::fmt::Debug + Send + Sync {
+    /// Problems serde cannot see, each with the key it is at.
+    fn problems(&self) -> Vec<(&'static str, String)> {
+        Vec::new()
+    }
+
+    /// Runs the source until `ctx.cancel` fires. Returns an error only for a failure that needs
+    /// a restart; the runtime restarts it with backoff.
+    fn run(&self, ctx: SourceContext) -> BoxFuture<'static, anyhow::Result<()>>;
 }
 
-impl SourceSettings {
-    pub const TYPES: &[&str] = &["file", "withsecure", "wazuh_api"];
+impl PartialEq for dyn SourceSettings {
+    fn eq(&self, other: &Self) -> bool {
+        self.eq_any(other.as_any())
+    }
+}
 
-    pub fn parse(kind: &str, value: Value, path: &str, errors: &mut Vec<ConfigError>) -> Option<Self> {
-        match kind {
-            "file" => parse_at(value, path, errors).map(SourceSettings::File),
-            "withsecure" => {
-                let config: withsecure::WithSecureConfig = parse_at(value, path, errors)?;
-                let problems = config.problems();
-                for (field, reason) in &problems {
-                    errors.push(ConfigError::at(format!("{path}.{field}"), reason.clone()));
-                }
-                problems.is_empty().then_some(SourceSettings::WithSecure(config))
-            }
-            "wazuh_api" => {
-                let config: wazuh_api::WazuhApiConfig = parse_at(value, path, errors)?;
-                let problems = config.problems();
-                for (field, reason) in &problems {
-                    errors.push(ConfigError::at(format!("{path}.{field}"), reason.clone()));
-                }
-                problems.is_empty().then_some(SourceSettings::WazuhApi(config))
-            }
-            other => {
-                errors.push(unknown_type(path, "source", other, Self::TYPES));
+impl dyn SourceSettings {
+    /// Parses `value` as the settings of source type `kind`, recording errors at `path`.
+    pub fn parse(kind: &str, value: Value, path: &str, errors: &mut Vec<ConfigError>) -> Option<Arc<dyn SourceSettings>> {
+        match SOURCE_TYPES.iter().find(|t| t.name == kind) {
+            Some(t) => (t.parse)(value, path, errors),
+            None => {
+                let known: Vec<_> = SOURCE_TYPES.iter().map(|t| t.name).collect();
+                errors.push(unknown_type(path, "source", kind, &known));
                 None
             }
         }
     }
 
-    /// Runs the source until `ctx.cancel` fires. Returns an error only for a failure that needs a
-    /// restart; the caller restarts it with backoff.
-    pub fn run(&self, ctx: SourceContext) -> BoxFuture<'static, anyhow::Result<()>> {
-        match self {
-            SourceSettings::File(c) => Box::pin(file::run(c.clone(), ctx)),
-            SourceSettings::WithSecure(c) => Box::pin(withsecure::run(c.clone(), ctx)),
-            SourceSettings::WazuhApi(c) => Box::pin(wazuh_api::run(c.clone(), ctx)),
-        }
+    /// The settings as their concrete type, if they are of it.
+    pub fn downcast_ref<T: 'static>(&self) -> Option<&T> {
+        self.as_any().downcast_ref()
     }
+}
+
+/// One entry of [`SOURCE_TYPES`].
+pub struct SourceType {
+    pub name: &'static str,
+    parse: fn(Value, &str, &mut Vec<ConfigError>) -> Option<Arc<dyn SourceSettings>>,
+}
+
+impl SourceType {
+    pub const fn new<T: SourceSettings + DeserializeOwned>(name: &'static str) -> SourceType {
+        SourceType { name, parse: parse_settings::<T> }
+    }
+}
+
+fn parse_settings<T: SourceSettings + DeserializeOwned>(value: Value, path: &str, errors: &mut Vec<ConfigError>) -> Option<Arc<dyn SourceSettings>> {
+    let settings: T = parse_at(value, path, errors)?;
+    report(settings.problems(), path, errors).then(|| Arc::new(settings) as Arc<dyn SourceSettings>)
 }
 
 /// What a running source needs from the runtime.

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use anyhow::Context;
 use rusqlite::{Connection, OptionalExtension, params};
 
-use crate::model::Event;
+use crate::event::Event;
 
 mod api;
 mod inventory;
@@ -118,7 +118,7 @@ impl Store {
 
     /// Appends the events of `batches` to a sink's outbox in one transaction. Returns the bytes
     /// stored.
-    pub async fn outbox_push(&self, sink: &str, batches: &[crate::pipeline::Batch]) -> anyhow::Result<u64> {
+    pub async fn outbox_push(&self, sink: &str, batches: &[crate::event::Batch]) -> anyhow::Result<u64> {
         let payloads: Vec<Vec<u8>> =
             batches.iter().flat_map(|b| b.iter()).map(|e| serde_json::to_vec(e).expect("events serialize")).collect();
         let bytes = payloads.iter().map(|p| p.len() as u64).sum();

@@ -5,7 +5,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use utoipa::ToSchema;
 
-use crate::config::{ConfigError, SinkConfig};
+use crate::config::SinkConfig;
+use crate::settings::ConfigError;
 use crate::sinks::SinkSettings;
 use crate::sinks::policy::SinkPolicy;
 
@@ -177,7 +178,7 @@ impl Connection {
             map.insert("filter".into(), filter);
         }
         let policy = SinkPolicy::take(&mut value, "", &mut errors);
-        let settings = SinkSettings::parse(kind, value, "", &mut errors);
+        let settings = <dyn SinkSettings>::parse(kind, value, "", &mut errors);
         for e in &mut errors {
             // Paths of the translated sink are the connection's fields.
             e.path = e.path.trim_start_matches('.').to_string();
@@ -212,23 +213,16 @@ mod tests {
     fn seed_connections_become_sinks() {
         let splunk = conn(json!({"name": "s", "siem_type": "splunk", "endpoint": "splunk.local", "auth_token": "T", "index_name": "zt", "batch_size": 50, "enabled_event_types": ["anomaly", "workflow_execution"]}));
         let sink = splunk.to_sink("SIEM-CONN-1").unwrap();
-        match &sink.settings {
-            SinkSettings::SplunkHec(c) => {
-                assert_eq!((c.url.as_str(), c.index.as_deref(), c.token.expose()), ("https://splunk.local:8088", Some("zt"), "T"));
-            }
-            other => panic!("{other:?}"),
-        }
+        let c = sink.settings.downcast_ref::<crate::sinks::splunk_hec::HecConfig>().expect("a splunk_hec sink");
+        assert_eq!((c.url.as_str(), c.index.as_deref(), c.token.expose()), ("https://splunk.local:8088", Some("zt"), "T"));
         assert_eq!(sink.policy.batch.max_events.get(), 50);
         assert_eq!(sink.policy.filter.kinds.len(), 2);
 
         let syslog = conn(json!({"name": "q", "siem_type": "qradar", "endpoint": "10.0.0.5", "auth_type": "tcp", "use_ssl": false, "facility": "local4"}));
-        match syslog.to_sink("x").unwrap().settings {
-            SinkSettings::Syslog(c) => {
-                assert_eq!(c.address, "10.0.0.5:514");
-                assert_eq!(c.format, crate::encode::Format::Leef);
-            }
-            other => panic!("{other:?}"),
-        }
+        let sink = syslog.to_sink("x").unwrap();
+        let c = sink.settings.downcast_ref::<crate::sinks::syslog::SyslogConfig>().expect("a syslog sink");
+        assert_eq!(c.address, "10.0.0.5:514");
+        assert_eq!(c.format, crate::encode::Format::Leef);
     }
 
     #[test]

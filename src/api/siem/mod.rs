@@ -18,7 +18,7 @@ use utoipa::IntoParams;
 use super::auth::Caller;
 use super::{ApiError, AppState};
 use crate::config::Config;
-use crate::model::Event;
+use crate::event::Event;
 use crate::store::ApiSink;
 use connection::Connection;
 
@@ -64,7 +64,7 @@ async fn reconfigure(state: &AppState) -> Result<(), ApiError> {
     }
 }
 
-fn parse_errors(errors: Vec<crate::config::ConfigError>) -> ApiError {
+fn parse_errors(errors: Vec<crate::settings::ConfigError>) -> ApiError {
     ApiError::bad_request(errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))
 }
 
@@ -194,7 +194,7 @@ pub async fn test(State(state): State<AppState>, caller: Caller, Path(id): Path<
     caller.require_admin()?;
     let sink = find(&state, &caller, &id).await?;
     let config = connection(&sink)?.to_sink(&id).map_err(parse_errors)?;
-    let mut instance = config.settings.build(&id, &state.view.store, &config.policy).map_err(|e| ApiError::bad_request(format!("{e:#}")))?;
+    let mut instance = config.settings.start(&id, &state.view.store, &config.policy).map_err(|e| ApiError::bad_request(format!("{e:#}")))?;
     let result = tokio::time::timeout(std::time::Duration::from_secs(15), instance.check()).await;
     let (success, message) = match result {
         Ok(Ok(())) => (true, "reachable; credentials accepted".to_string()),
@@ -243,7 +243,7 @@ pub async fn export(State(state): State<AppState>, caller: Caller, body: Bytes) 
     };
     data.entry("event_type").or_insert(json!(request.event_type));
     data.entry("timestamp").or_insert(json!(chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)));
-    let raw = crate::model::compact_raw(&Value::Object(data));
+    let raw = crate::event::compact_raw(&Value::Object(data));
     let event = Event::hashed(tenant.as_str().into(), request.event_source.as_str().into(), "json".into(), chrono::Utc::now(), raw);
     let event_id = event.id.clone();
     let emitter = crate::pipeline::Emitter::new(state.view.sinks.clone(), targets.clone(), state.view.usage.clone());

@@ -22,13 +22,13 @@ use futures::future::BoxFuture;
 use serde::{Deserialize, Deserializer};
 use serde_json::Value;
 
-use crate::config::{Secret, duration};
+use crate::settings::{Secret, duration};
 use crate::encode::Format;
-use crate::model::Event;
-use crate::pipeline::Batch;
-use crate::sinks::file::template::PathTemplate;
+use crate::event::Event;
+use crate::event::Batch;
+use crate::settings::template::PathTemplate;
 use crate::sinks::splunk_hec::Compression;
-use crate::sinks::{Sink, SinkContext, Written, http};
+use crate::sinks::{Sink, SinkContext, Written, http, SinkSettings};
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -57,7 +57,7 @@ pub struct EsConfig {
     #[serde(default)]
     pub compression: Compression,
     #[serde(default)]
-    pub tls: http::TlsConfig,
+    pub tls: crate::settings::tls::TlsConfig,
     #[serde(default = "http::default_timeout", with = "duration")]
     pub timeout: Duration,
     #[serde(default = "http::default_concurrency")]
@@ -93,10 +93,14 @@ fn default_format() -> Format {
     Format::Ecs
 }
 
-impl EsConfig {
-    pub fn problems(&self) -> Vec<(&'static str, String)> {
+impl SinkSettings for EsConfig {
+    fn build(&self, ctx: SinkContext) -> anyhow::Result<Box<dyn Sink>> {
+        Ok(Box::new(EsSink::new(self.clone(), ctx)?))
+    }
+
+    fn problems(&self) -> Vec<(&'static str, String)> {
         let mut out = Vec::new();
-        if let Some(p) = http::url_problem(&self.url) {
+        if let Some(p) = crate::settings::url_problem(&self.url) {
             out.push(("url", p));
         }
         if self.password.is_some() && self.username.is_none() {
@@ -144,7 +148,7 @@ struct Outcome {
 
 impl EsSink {
     pub fn new(config: EsConfig, ctx: SinkContext) -> anyhow::Result<Self> {
-        let client = http::client(&config.tls, config.timeout)?;
+        let client = crate::settings::tls::http_client(&config.tls, config.timeout)?;
         let base_url = config.url.trim_end_matches('/').to_string();
         let mut bulk_url = reqwest::Url::parse(&format!("{base_url}/_bulk")).context("bulk URL")?;
         if let Some(p) = &config.pipeline {

@@ -2,7 +2,6 @@
 //! it acknowledges. Open files are bounded by an LRU so thousands of tenants do not exhaust
 //! file descriptors.
 
-pub mod template;
 
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
@@ -17,9 +16,9 @@ use lru::LruCache;
 use serde::{Deserialize, Deserializer};
 
 use crate::encode::Format;
-use crate::pipeline::Batch;
-use crate::sinks::{Sink, Written};
-use template::{PathTemplate, UUID_MARK};
+use crate::event::Batch;
+use crate::sinks::{Sink, SinkContext, SinkSettings, Written};
+use crate::settings::template::{PathTemplate, UUID_MARK};
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -39,6 +38,12 @@ fn default_max_open_files() -> NonZeroUsize {
 
 fn template_de<'de, D: Deserializer<'de>>(d: D) -> Result<PathTemplate, D::Error> {
     PathTemplate::parse(&String::deserialize(d)?).map_err(serde::de::Error::custom)
+}
+
+impl SinkSettings for FileSinkConfig {
+    fn build(&self, ctx: SinkContext) -> anyhow::Result<Box<dyn Sink>> {
+        Ok(Box::new(FileSink::new(&ctx.name, self.clone())?))
+    }
 }
 
 pub struct FileSink {
@@ -169,7 +174,7 @@ impl State {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::Event;
+    use crate::event::Event;
     use chrono::Utc;
 
     fn event(tenant: &str, n: u32) -> Event {

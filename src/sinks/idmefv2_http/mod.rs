@@ -15,12 +15,12 @@ use futures::future::BoxFuture;
 use reqwest::StatusCode;
 use serde::Deserialize;
 
-use crate::config::{Secret, duration};
+use crate::settings::{Secret, duration};
 use crate::encode::idmefv2;
-use crate::model::Event;
+use crate::event::Event;
 use crate::normalize::normalize_lossless;
-use crate::pipeline::Batch;
-use crate::sinks::{Sink, SinkContext, Written, http};
+use crate::event::Batch;
+use crate::sinks::{Sink, SinkContext, Written, http, SinkSettings};
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -61,10 +61,14 @@ fn default_attempts() -> u32 {
     5
 }
 
-impl IdmefHttpConfig {
-    pub fn problems(&self) -> Vec<(&'static str, String)> {
+impl SinkSettings for IdmefHttpConfig {
+    fn build(&self, ctx: SinkContext) -> anyhow::Result<Box<dyn Sink>> {
+        Ok(Box::new(IdmefHttpSink::new(self.clone(), ctx)?))
+    }
+
+    fn problems(&self) -> Vec<(&'static str, String)> {
         let mut out = Vec::new();
-        if let Some(p) = http::url_problem(&self.url) {
+        if let Some(p) = crate::settings::url_problem(&self.url) {
             out.push(("url", p));
         }
         if self.password.is_some() && self.username.is_none() {
@@ -94,8 +98,8 @@ enum Outcome {
 
 impl IdmefHttpSink {
     pub fn new(config: IdmefHttpConfig, ctx: SinkContext) -> anyhow::Result<Self> {
-        let tls = http::TlsConfig { ca_file: None, insecure: config.tls_insecure };
-        let http = http::client(&tls, config.timeout)?;
+        let tls = crate::settings::tls::TlsConfig { ca_file: None, insecure: config.tls_insecure };
+        let http = crate::settings::tls::http_client(&tls, config.timeout)?;
         Ok(IdmefHttpSink { config, http, ctx })
     }
 

@@ -33,12 +33,12 @@ use serde::Deserialize;
 use serde_json::Value;
 use tokio::time::Instant;
 
-use crate::config::{Secret, duration};
+use crate::settings::{Secret, duration};
 use crate::encode::Format;
-use crate::model::Event;
+use crate::event::Event;
 use crate::normalize::normalize_lossless;
-use crate::pipeline::Batch;
-use crate::sinks::{Sink, SinkContext, Written, http};
+use crate::event::Batch;
+use crate::sinks::{Sink, SinkContext, Written, http, SinkSettings};
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -66,7 +66,7 @@ pub struct HecConfig {
     #[serde(default)]
     pub acknowledgements: AckConfig,
     #[serde(default)]
-    pub tls: http::TlsConfig,
+    pub tls: crate::settings::tls::TlsConfig,
     #[serde(default = "http::default_timeout", with = "duration")]
     pub timeout: Duration,
     /// Requests in flight at once.
@@ -106,10 +106,14 @@ fn default_format() -> Format {
     Format::Event
 }
 
-impl HecConfig {
-    pub fn problems(&self) -> Vec<(&'static str, String)> {
+impl SinkSettings for HecConfig {
+    fn build(&self, ctx: SinkContext) -> anyhow::Result<Box<dyn Sink>> {
+        Ok(Box::new(HecSink::new(self.clone(), ctx)?))
+    }
+
+    fn problems(&self) -> Vec<(&'static str, String)> {
         let mut out = Vec::new();
-        if let Some(p) = http::url_problem(&self.url) {
+        if let Some(p) = crate::settings::url_problem(&self.url) {
             out.push(("url", p));
         }
         if self.token.expose().trim().is_empty() {
@@ -158,7 +162,7 @@ enum Outcome {
 
 impl HecSink {
     pub fn new(config: HecConfig, ctx: SinkContext) -> anyhow::Result<Self> {
-        let client = http::client(&config.tls, config.timeout)?;
+        let client = crate::settings::tls::http_client(&config.tls, config.timeout)?;
         let base = config.url.trim_end_matches('/');
         Ok(HecSink {
             event_url: format!("{base}/services/collector/event"),

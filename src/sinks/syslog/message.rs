@@ -8,7 +8,7 @@
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
-use crate::normalize::Level;
+use crate::model::Level;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]

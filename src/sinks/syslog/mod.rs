@@ -21,11 +21,12 @@ use serde::Deserialize;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket};
 
-use crate::config::duration;
+use crate::settings::duration;
+use crate::settings::tls::{StreamTlsConfig, stream_connector};
 use crate::encode::Format;
 use crate::normalize::normalize_lossless;
-use crate::pipeline::Batch;
-use crate::sinks::{Sink, SinkContext, Written};
+use crate::event::Batch;
+use crate::sinks::{Sink, SinkContext, Written, SinkSettings};
 use message::{Facility, Header, SdElement};
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -64,7 +65,7 @@ pub struct SyslogConfig {
     #[serde(default)]
     pub max_message_bytes: Option<usize>,
     #[serde(default)]
-    pub tls: TlsConfig,
+    pub tls: StreamTlsConfig,
     /// Connect and write timeout.
     #[serde(default = "default_timeout", with = "duration")]
     pub timeout: Duration,
@@ -95,20 +96,6 @@ pub enum Framing {
     Newline,
 }
 
-#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct TlsConfig {
-    /// PEM CA certificates to trust instead of the system's.
-    pub ca_file: Option<std::path::PathBuf>,
-    /// Client certificate and key (PEM) for receivers that authenticate senders.
-    pub cert_file: Option<std::path::PathBuf>,
-    pub key_file: Option<std::path::PathBuf>,
-    /// The name the server certificate must carry; default: the host of `address`.
-    pub server_name: Option<String>,
-    /// Accept any server certificate (test setups only).
-    pub insecure: bool,
-}
-
 fn default_facility() -> Facility {
     Facility::Local0
 }
@@ -128,8 +115,12 @@ fn default_timeout() -> Duration {
     Duration::from_secs(10)
 }
 
-impl SyslogConfig {
-    pub fn problems(&self) -> Vec<(&'static str, String)> {
+impl SinkSettings for SyslogConfig {
+    fn build(&self, ctx: SinkContext) -> anyhow::Result<Box<dyn Sink>> {
+        Ok(Box::new(SyslogSink::new(self.clone(), ctx)?))
+    }
+
+    fn problems(&self) -> Vec<(&'static str, String)> {
         let mut out = Vec::new();
         match self.address.rsplit_once(':') {
             Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0) => {}
@@ -159,7 +150,9 @@ impl SyslogConfig {
         }
         out
     }
+}
 
+impl SyslogConfig {
     fn max_udp_bytes(&self) -> usize {
         self.max_message_bytes.unwrap_or(match self.protocol {
             Protocol::Rfc5424 => 2048,
@@ -185,7 +178,7 @@ impl SyslogSink {
         let hostname = config.hostname.clone().unwrap_or_else(crate::service::hostname);
         let header = Header::new(config.facility, &hostname, &config.app_name);
         let tls = match config.transport {
-            Transport::Tls => Some(tls_connector(&config)?),
+            Transport::Tls => Some(stream_connector(&config.tls, &config.address)?),
             _ => None,
         };
         let messages = Arc::new(Messages { config: config.clone(), header });
@@ -253,7 +246,7 @@ impl SyslogSink {
 
     async fn write_events(&mut self, batches: &[Batch]) -> anyhow::Result<Written> {
         let messages = self.messages.clone();
-        let framed = crate::sinks::encode_all(batches, Arc::new(move |e: &crate::model::Event| messages.framed(e))).await?;
+        let framed = crate::sinks::encode_all(batches, Arc::new(move |e: &crate::event::Event| messages.framed(e))).await?;
         let written = Written { truncated: framed.iter().filter(|(_, cut)| *cut).count() as u64, ..Default::default() };
         if written.truncated > 0 {
             metrics::counter!("sluice_syslog_truncated_total", "sink" => self.ctx.name.clone()).increment(written.truncated);
@@ -326,7 +319,7 @@ struct Messages {
 impl Messages {
     /// One event as a syslog message, framed for TCP/TLS (octet count or trailing newline), or
     /// cut to `max_udp` for UDP. Returns the bytes and whether they were cut.
-    fn framed(&self, event: &crate::model::Event) -> (Vec<u8>, bool) {
+    fn framed(&self, event: &crate::event::Event) -> (Vec<u8>, bool) {
         let mut m = Vec::with_capacity(1024);
         self.message(event, &mut m);
         match self.config.transport {
@@ -344,7 +337,7 @@ impl Messages {
     }
 
     /// Encodes one event as a syslog message (no framing).
-    fn message(&self, event: &crate::model::Event, out: &mut Vec<u8>) {
+    fn message(&self, event: &crate::event::Event, out: &mut Vec<u8>) {
         let model = normalize_lossless(event);
         let mut body = Vec::with_capacity(512);
         if self.config.format == Format::Leef {
@@ -384,95 +377,12 @@ fn octet_counted(message: Vec<u8>) -> Vec<u8> {
     framed
 }
 
-fn tls_connector(config: &SyslogConfig) -> anyhow::Result<(tokio_rustls::TlsConnector, rustls::pki_types::ServerName<'static>)> {
-    use rustls::pki_types::pem::PemObject;
-    use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
-
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let builder = rustls::ClientConfig::builder_with_provider(provider.clone()).with_safe_default_protocol_versions()?;
-    let tls = &config.tls;
-    let builder = if tls.insecure {
-        builder.dangerous().with_custom_certificate_verifier(Arc::new(insecure::AcceptAny(provider)))
-    } else if let Some(path) = &tls.ca_file {
-        let mut roots = rustls::RootCertStore::empty();
-        for cert in CertificateDer::pem_file_iter(path).with_context(|| format!("reading {}", path.display()))? {
-            roots.add(cert.with_context(|| format!("parsing {}", path.display()))?)?;
-        }
-        builder.with_root_certificates(roots)
-    } else {
-        use rustls_platform_verifier::BuilderVerifierExt;
-        builder.with_platform_verifier()?
-    };
-    let client = match (&tls.cert_file, &tls.key_file) {
-        (Some(cert), Some(key)) => {
-            let certs = CertificateDer::pem_file_iter(cert)
-                .with_context(|| format!("reading {}", cert.display()))?
-                .collect::<Result<Vec<_>, _>>()
-                .with_context(|| format!("parsing {}", cert.display()))?;
-            let key = PrivateKeyDer::from_pem_file(key).with_context(|| format!("reading {}", key.display()))?;
-            builder.with_client_auth_cert(certs, key)?
-        }
-        _ => builder.with_no_client_auth(),
-    };
-    let host = tls.server_name.clone().unwrap_or_else(|| {
-        let host = config.address.rsplit_once(':').map(|(h, _)| h).unwrap_or(&config.address);
-        host.trim_start_matches('[').trim_end_matches(']').to_string()
-    });
-    let name = ServerName::try_from(host.clone()).map_err(|_| anyhow!("`{host}` is not a valid TLS server name"))?;
-    Ok((tokio_rustls::TlsConnector::from(Arc::new(client)), name))
-}
-
-mod insecure {
-    //! `tls.insecure`: accepts any certificate, still checking the handshake signatures.
-    use std::sync::Arc;
-
-    use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-    use rustls::crypto::CryptoProvider;
-    use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-    use rustls::{DigitallySignedStruct, SignatureScheme};
-
-    #[derive(Debug)]
-    pub struct AcceptAny(pub Arc<CryptoProvider>);
-
-    impl ServerCertVerifier for AcceptAny {
-        fn verify_server_cert(
-            &self,
-            _: &CertificateDer<'_>,
-            _: &[CertificateDer<'_>],
-            _: &ServerName<'_>,
-            _: &[u8],
-            _: UnixTime,
-        ) -> Result<ServerCertVerified, rustls::Error> {
-            Ok(ServerCertVerified::assertion())
-        }
-        fn verify_tls12_signature(
-            &self,
-            message: &[u8],
-            cert: &CertificateDer<'_>,
-            dss: &DigitallySignedStruct,
-        ) -> Result<HandshakeSignatureValid, rustls::Error> {
-            rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
-        }
-        fn verify_tls13_signature(
-            &self,
-            message: &[u8],
-            cert: &CertificateDer<'_>,
-            dss: &DigitallySignedStruct,
-        ) -> Result<HandshakeSignatureValid, rustls::Error> {
-            rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
-        }
-        fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-            self.0.signature_verification_algorithms.supported_schemes()
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
 
     use super::*;
-    use crate::model::Event;
+    use crate::event::Event;
     use crate::store::Store;
 
     #[tokio::test]

@@ -17,8 +17,10 @@ use std::time::Duration;
 use serde::Deserialize;
 use tokio::task::JoinHandle;
 
-use super::SourceContext;
-use crate::config::duration;
+use futures::future::BoxFuture;
+
+use super::{SourceContext, SourceSettings};
+use crate::settings::duration;
 use crate::decode::Decoder;
 use crate::normalize::mapping::Mapping;
 
@@ -82,6 +84,12 @@ struct Tailing {
     /// Set when the file no longer matches the glob: the tailer finishes once at its end.
     orphaned: Arc<AtomicBool>,
     join: JoinHandle<anyhow::Result<()>>,
+}
+
+impl SourceSettings for FileSourceConfig {
+    fn run(&self, ctx: SourceContext) -> BoxFuture<'static, anyhow::Result<()>> {
+        Box::pin(run(self.clone(), ctx))
+    }
 }
 
 pub async fn run(config: FileSourceConfig, ctx: SourceContext) -> anyhow::Result<()> {

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{FileId, FileSourceConfig};
 use crate::decode::Origin;
-use crate::model::Event;
+use crate::event::Event;
 use crate::pipeline::Ack;
 use crate::sources::SourceContext;
 
@@ -193,7 +193,7 @@ impl Tailer {
     fn map(&mut self, mapping: &crate::normalize::mapping::Mapping, event: &mut Event) {
         let result = serde_json::from_str(event.raw.get()).map_err(|e| e.to_string()).and_then(|raw| mapping.apply(&raw));
         match result {
-            Ok(mapped) => event.mapped = Some(crate::model::compact_raw(&mapped)),
+            Ok(mapped) => event.mapped = Some(crate::event::compact_raw(&mapped)),
             Err(reason) => {
                 metrics::counter!("sluice_mapping_errors_total", "tenant" => self.ctx.tenant.to_string(), "source" => self.ctx.source.to_string()).increment(1);
                 tracing::warn!(tenant = %self.ctx.tenant, source = %self.ctx.source, event = %event.id, reason, "mapping failed; event kept as decoded");

@@ -20,8 +20,8 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::config::WazuhApiConfig;
-use crate::config::Secret;
-use crate::sinks::http::TlsConfig;
+use crate::settings::Secret;
+use crate::settings::tls::TlsConfig;
 
 const LOGIN_PATH: &str = "/security/user/authenticate";
 /// Attempts for one request on 5xx / network errors before the request fails.
@@ -344,7 +344,7 @@ fn shared_client(tls: &TlsConfig) -> anyhow::Result<reqwest::Client> {
         return Ok(c.clone());
     }
     // Each request sets its own timeout; this one only bounds connecting.
-    let client = crate::sinks::http::client(tls, Duration::from_secs(300))?;
+    let client = crate::settings::tls::http_client(tls, Duration::from_secs(300))?;
     clients.push((tls.clone(), client.clone()));
     Ok(client)
 }

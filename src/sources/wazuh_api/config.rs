@@ -5,8 +5,9 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::config::{Secret, duration};
-use crate::sinks::http::{TlsConfig, url_problem};
+use crate::settings::{Secret, duration};
+use crate::settings::tls::TlsConfig;
+use crate::settings::url_problem;
 
 /// The API's own bounds on `limit`.
 pub const MAX_PAGE_SIZE: u32 = 100_000;
@@ -18,7 +19,7 @@ pub struct WazuhApiConfig {
     /// The manager's API, e.g. `https://wazuh-manager:55000`.
     pub url: String,
     // Defaults so that a missing one is reported at its own path by `problems`.
-    #[serde(default, deserialize_with = "crate::config::scalar_string")]
+    #[serde(default, deserialize_with = "crate::settings::secret::scalar_string")]
     pub username: String,
     #[serde(default)]
     pub password: Secret,
@@ -58,9 +59,13 @@ fn default_timeout() -> Duration {
     Duration::from_secs(30)
 }
 
-impl WazuhApiConfig {
+impl crate::sources::SourceSettings for WazuhApiConfig {
+    fn run(&self, ctx: crate::sources::SourceContext) -> futures::future::BoxFuture<'static, anyhow::Result<()>> {
+        Box::pin(super::run(self.clone(), ctx))
+    }
+
     /// Checks across fields; returns (field, reason) pairs.
-    pub fn problems(&self) -> Vec<(&'static str, String)> {
+    fn problems(&self) -> Vec<(&'static str, String)> {
         let mut out = Vec::new();
         if let Some(p) = url_problem(&self.url) {
             out.push(("url", p));
@@ -93,7 +98,7 @@ mod tests {
     use std::path::Path;
 
     use crate::config::Config;
-    use crate::sources::SourceSettings;
+    use super::WazuhApiConfig;
 
     fn config(source: &str) -> Result<Config, Vec<String>> {
         let text = format!(
@@ -105,7 +110,7 @@ mod tests {
     #[test]
     fn defaults() {
         let c = config("url: \"https://wazuh:55000\", username: reader, password: s3cret").unwrap();
-        let SourceSettings::WazuhApi(w) = &c.tenants[0].sources[0].settings else { panic!("not a wazuh_api source") };
+        let w = c.tenants[0].sources[0].settings.downcast_ref::<WazuhApiConfig>().expect("a wazuh_api source");
         assert_eq!(w.interval, std::time::Duration::from_secs(900));
         assert_eq!((w.parallelism.get(), w.rate_limit_per_minute.get(), w.page_size), (4, 250, 500));
         assert!(!w.tls.insecure, "certificates are verified unless turned off");

@@ -31,7 +31,7 @@ pub struct Api {
     timeout: Duration,
     base: String,
     client_id: String,
-    client_secret: crate::config::Secret,
+    client_secret: crate::settings::Secret,
     limiter: DefaultDirectRateLimiter,
     token: Option<(String, Instant)>,
     cancel: CancellationToken,

@@ -7,14 +7,14 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Deserializer, de};
 
-use crate::config::{Secret, duration};
+use crate::settings::{Secret, duration};
 
 pub const DEFAULT_API_URL: &str = "https://api.connect.withsecure.com";
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct WithSecureConfig {
-    #[serde(deserialize_with = "crate::config::scalar_string")]
+    #[serde(deserialize_with = "crate::settings::secret::scalar_string")]
     pub client_id: String,
     pub client_secret: Secret,
     /// Base URL of the Elements API; point it at a proxy or an emulator.
@@ -111,9 +111,13 @@ fn default_timeout() -> Duration {
     Duration::from_secs(30)
 }
 
-impl WithSecureConfig {
+impl crate::sources::SourceSettings for WithSecureConfig {
+    fn run(&self, ctx: crate::sources::SourceContext) -> futures::future::BoxFuture<'static, anyhow::Result<()>> {
+        Box::pin(super::run(self.clone(), ctx))
+    }
+
     /// Checks across fields; returns (field, reason) pairs.
-    pub fn problems(&self) -> Vec<(&'static str, String)> {
+    fn problems(&self) -> Vec<(&'static str, String)> {
         let mut out = Vec::new();
         if self.start_mode == StartMode::Fixed && self.start_date.is_none() {
             out.push(("start_date", "required when start_mode is `fixed`".to_string()));

@@ -22,7 +22,7 @@ use serde_json::value::RawValue;
 use tokio::sync::Semaphore;
 
 use super::SourceContext;
-use crate::model::{Event, compact_raw, content_id};
+use crate::event::{Event, compact_raw, content_id};
 use api::{Api, Params};
 use checkpoint::{Checkpoint, parse_timestamp};
 pub use config::{Organizations, StartMode, WithSecureConfig};

@@ -2,9 +2,21 @@
 
 use serde_json::Value;
 
-use super::*;
+use crate::model::*;
+use crate::vendors::fields::*;
+use crate::vendors::Vendor;
 
-pub fn decode(v: &Value, e: &mut SecurityEvent) -> Result<(), NormalizeError> {
+pub static VENDOR: Vendor = Vendor {
+    name: "withsecure",
+    input: "Elements security events",
+    severity: "critical→critical, warning→medium, info→info",
+    normalize,
+    split: None,
+    text_line: None,
+    id_field: Some("id"),
+};
+
+pub fn normalize(v: &Value, e: &mut SecurityEvent) -> Result<(), NormalizeError> {
     let engine = str_at(v, "engine").ok_or_else(|| NormalizeError::new("engine", "missing"))?;
     e.product = "WithSecure Elements".into();
     if let Some(id) = str_at(v, "id") {

@@ -2,9 +2,18 @@
 
 use serde_json::Value;
 
-use super::*;
+use crate::model::*;
+use crate::vendors::fields::*;
+use crate::vendors::Vendor;
 
-pub fn decode(v: &Value, e: &mut SecurityEvent) -> Result<(), NormalizeError> {
+pub static VENDOR: Vendor = Vendor::object_per_line(
+    "zabbix",
+    "problems (`problem.get`, enriched)",
+    "5 critical, 4 high, 3 medium, 2 low",
+    normalize,
+);
+
+pub fn normalize(v: &Value, e: &mut SecurityEvent) -> Result<(), NormalizeError> {
     let name = str_at(v, "name").ok_or_else(|| NormalizeError::new("name", "missing"))?;
     e.product = "Zabbix".into();
     if let Some(id) = str_at(v, "eventid") {

@@ -2,7 +2,19 @@
 
 use serde_json::Value;
 
-use super::*;
+use crate::model::*;
+use crate::vendors::fields::*;
+use crate::vendors::Vendor;
+
+pub static VENDOR: Vendor = Vendor {
+    name: "kismet",
+    input: "one alert, or an `all_alerts.json` array",
+    severity: "severity ≥15 high, ≥10 medium, ≥5 low",
+    normalize,
+    split: Some(split),
+    text_line: None,
+    id_field: None,
+};
 
 /// Kismet's keys contain dots (`kismet.alert.header`), so they are read as whole keys.
 fn key<'a>(v: &'a Value, k: &str) -> Option<&'a Value> {
@@ -17,7 +29,7 @@ fn text(v: &Value, k: &str) -> Option<String> {
     }
 }
 
-pub fn decode(v: &Value, e: &mut SecurityEvent) -> Result<(), NormalizeError> {
+pub fn normalize(v: &Value, e: &mut SecurityEvent) -> Result<(), NormalizeError> {
     let header = text(v, "header").ok_or_else(|| NormalizeError::new("kismet.alert.header", "missing"))?;
     e.product = "Kismet".into();
     if let Some(t) = key(v, "timestamp").and_then(Value::as_f64).and_then(epoch) {
@@ -50,4 +62,12 @@ pub fn decode(v: &Value, e: &mut SecurityEvent) -> Result<(), NormalizeError> {
         ip: None,
     };
     Ok(())
+}
+
+/// `all_alerts.json` is an array of alerts; anything else is one.
+pub fn split(doc: Value) -> Vec<Value> {
+    match doc {
+        Value::Array(items) => items,
+        other => vec![other],
+    }
 }

@@ -2,9 +2,18 @@
 
 use serde_json::Value;
 
-use super::*;
+use crate::model::*;
+use crate::vendors::fields::*;
+use crate::vendors::Vendor;
 
-pub fn decode(v: &Value, e: &mut SecurityEvent) -> Result<(), NormalizeError> {
+pub static VENDOR: Vendor = Vendor::object_per_line(
+    "zoneminder",
+    "`zm2json.sh` lines",
+    "high",
+    normalize,
+);
+
+pub fn normalize(v: &Value, e: &mut SecurityEvent) -> Result<(), NormalizeError> {
     let monitor = str_at(v, "MN").ok_or_else(|| NormalizeError::new("MN", "missing (monitor name)"))?;
     e.product = "ZoneMinder".into();
     if let Some(t) = str_at(v, "ET").and_then(|s| parse_time(&s)) {

@@ -3,9 +3,21 @@
 
 use serde_json::Value;
 
-use super::*;
+use crate::model::*;
+use crate::vendors::fields::*;
+use crate::vendors::Vendor;
 
-pub fn decode(v: &Value, e: &mut SecurityEvent) -> Result<(), NormalizeError> {
+pub static VENDOR: Vendor = Vendor {
+    name: "clamav",
+    input: "clamd metadata JSON, or clamd log lines ending in `FOUND`",
+    severity: "detection → high",
+    normalize,
+    split: None,
+    text_line: Some(from_log_line),
+    id_field: None,
+};
+
+pub fn normalize(v: &Value, e: &mut SecurityEvent) -> Result<(), NormalizeError> {
     e.product = "ClamAV".into();
     let mut viruses = Vec::new();
     collect_viruses(v, &mut viruses);

@@ -3,9 +3,21 @@
 
 use serde_json::Value;
 
-use super::*;
+use crate::model::*;
+use crate::vendors::fields::*;
+use crate::vendors::Vendor;
 
-pub fn decode(v: &Value, e: &mut SecurityEvent) -> Result<(), NormalizeError> {
+pub static VENDOR: Vendor = Vendor {
+    name: "prometheus",
+    input: "one alert, an Alertmanager webhook payload or an `/api/v1/alerts` response (split into alerts)",
+    severity: "`labels.severity` words",
+    normalize,
+    split: Some(split),
+    text_line: None,
+    id_field: None,
+};
+
+pub fn normalize(v: &Value, e: &mut SecurityEvent) -> Result<(), NormalizeError> {
     let name = str_at(v, "labels.alertname").ok_or_else(|| NormalizeError::new("labels.alertname", "missing"))?;
     e.product = "Prometheus".into();
     if let Some(fp) = str_at(v, "fingerprint") {

@@ -2,9 +2,18 @@
 
 use serde_json::Value;
 
-use super::*;
+use crate::model::*;
+use crate::vendors::fields::*;
+use crate::vendors::Vendor;
 
-pub fn decode(v: &Value, e: &mut SecurityEvent) -> Result<(), NormalizeError> {
+pub static VENDOR: Vendor = Vendor::object_per_line(
+    "suricata",
+    "EVE JSON (`alert`, `anomaly`, other types as telemetry)",
+    "`alert.severity` 1→high, 2→medium, 3→low (1 is the most severe)",
+    normalize,
+);
+
+pub fn normalize(v: &Value, e: &mut SecurityEvent) -> Result<(), NormalizeError> {
     let event_type = str_at(v, "event_type").ok_or_else(|| NormalizeError::new("event_type", "missing"))?;
     e.product = "Suricata".into();
     if let Some(t) = str_at(v, "timestamp").and_then(|s| parse_time(&s)) {

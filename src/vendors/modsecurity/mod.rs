@@ -2,9 +2,18 @@
 
 use serde_json::Value;
 
-use super::*;
+use crate::model::*;
+use crate::vendors::fields::*;
+use crate::vendors::Vendor;
 
-pub fn decode(v: &Value, e: &mut SecurityEvent) -> Result<(), NormalizeError> {
+pub static VENDOR: Vendor = Vendor::object_per_line(
+    "modsecurity",
+    "v3 JSON audit log",
+    "message severity 0–1 critical, 2–3 high, 4 medium, 5 low, else info",
+    normalize,
+);
+
+pub fn normalize(v: &Value, e: &mut SecurityEvent) -> Result<(), NormalizeError> {
     let tx = at(v, "transaction").ok_or_else(|| NormalizeError::new("transaction", "missing"))?;
     e.product = "ModSecurity".into();
     if let Some(id) = str_at(tx, "unique_id") {

@@ -2,7 +2,19 @@
 
 use serde_json::Value;
 
-use super::*;
+use crate::model::*;
+use crate::vendors::fields::*;
+use crate::vendors::Vendor;
+
+pub static VENDOR: Vendor = Vendor {
+    name: "wazuh",
+    input: "alerts.json / integration payloads",
+    severity: "`rule.level` ≥12 critical, ≥8 high, ≥5 medium, ≥3 low, else info",
+    normalize,
+    split: None,
+    text_line: None,
+    id_field: Some("id"),
+};
 
 /// Seed 004's rule: ≥12 critical, ≥8 high, ≥5 medium, else low (level 0–2 are informational).
 pub fn level(rule_level: i64) -> Level {
@@ -15,7 +27,7 @@ pub fn level(rule_level: i64) -> Level {
     }
 }
 
-pub fn decode(v: &Value, e: &mut SecurityEvent) -> Result<(), NormalizeError> {
+pub fn normalize(v: &Value, e: &mut SecurityEvent) -> Result<(), NormalizeError> {
     let rule_level = int_at(v, "rule.level").ok_or_else(|| NormalizeError::new("rule.level", "missing or not a number"))?;
     e.product = "Wazuh".into();
     if let Some(id) = str_at(v, "id") {

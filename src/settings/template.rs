@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, Datelike, Timelike, Utc};
 
-use crate::model::Event;
+use crate::event::Event;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Part {

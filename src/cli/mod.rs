@@ -1,0 +1,201 @@
+//! The `sluice` command line: one module per command; this one parses the arguments and runs the
+//! command on one tokio runtime.
+
+mod check;
+mod convert;
+mod status;
+mod token;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use tokio::signal::unix::{SignalKind, signal};
+
+use crate::config::Config;
+use crate::telemetry::{self, LogFormat};
+
+/// Exit code for an invalid config, as `sluice check` documents.
+const EXIT_INVALID_CONFIG: u8 = 2;
+
+#[derive(Parser)]
+#[command(name = "sluice", about = "Collects security events per tenant and delivers them to SIEMs", version)]
+pub struct Cli {
+    /// Log format: `text` for people, `json` for machines.
+    #[arg(long, global = true, value_enum)]
+    log_format: Option<LogFormat>,
+    /// Log level or filter (`debug`, `sluice=trace,info`); overrides RUST_LOG and DEBUG=1.
+    #[arg(long, global = true)]
+    log_level: Option<String>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Run the pipeline until SIGTERM or SIGINT. SIGHUP or a change of the file reloads it.
+    Run {
+        #[arg(short, long, default_value = "sluice.yml")]
+        config: PathBuf,
+    },
+    /// Validate a config file: prints every error with its path; exit 0 if valid, 2 if not.
+    Check {
+        #[arg(short, long, default_value = "sluice.yml")]
+        config: PathBuf,
+    },
+    /// Decode lines (a file, or stdin) and print them encoded: try a mapping without the daemon.
+    Convert {
+        /// The vendor whose lines these are (the `decoder:` of a source).
+        #[arg(long, default_value = "json", value_parser = decoder_names())]
+        decoder: String,
+        /// raw, event (= json), ecs, idmefv2, idmefv2_v04, vendor_wrapped, cef, leef, text
+        #[arg(long, default_value = "event")]
+        format: String,
+        /// Input file; stdin when absent.
+        file: Option<PathBuf>,
+    },
+    /// Receive IDMEFv2 messages over HTTP, validate each against the schema, print a line per message.
+    Testserver {
+        #[arg(long, default_value = "127.0.0.1:8888")]
+        listen: std::net::SocketAddr,
+    },
+    /// Run the WithSecure pipeline against a local emulator with three tenants, until Ctrl-C.
+    Demo {
+        /// Where the demo writes its config, state and output.
+        #[arg(long, default_value = "./data/demo")]
+        dir: PathBuf,
+        /// Events per organization to start with.
+        #[arg(long, default_value_t = 1000)]
+        events: usize,
+    },
+    /// Show each sink's health and statistics, as the running daemon last saved them.
+    Status {
+        #[arg(short, long, default_value = "sluice.yml")]
+        config: PathBuf,
+        /// One JSON object per sink instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Manage the REST API's bearer tokens (kept hashed in the store).
+    Token {
+        #[command(subcommand)]
+        action: TokenAction,
+    },
+    /// Print the version.
+    Version,
+}
+
+#[derive(Subcommand)]
+pub enum TokenAction {
+    /// Create a token and print it (the only time it is shown).
+    Create {
+        #[arg(short, long, default_value = "sluice.yml")]
+        config: PathBuf,
+        /// admin (everything), reader (read-only) or ingest (send events only)
+        #[arg(long)]
+        role: String,
+        /// Bind the token to one tenant: it then sees and writes only that tenant's data.
+        #[arg(long)]
+        tenant: Option<String>,
+        /// What the token is for.
+        #[arg(long, default_value = "")]
+        name: String,
+    },
+    /// List tokens (never their secret).
+    List {
+        #[arg(short, long, default_value = "sluice.yml")]
+        config: PathBuf,
+    },
+    /// Revoke a token by its id; it stops working at once.
+    Revoke {
+        #[arg(short, long, default_value = "sluice.yml")]
+        config: PathBuf,
+        id: String,
+    },
+}
+
+/// The `--decoder` values: every registered vendor.
+fn decoder_names() -> clap::builder::PossibleValuesParser {
+    clap::builder::PossibleValuesParser::new(crate::vendors::VENDORS.iter().map(|v| v.name))
+}
+
+/// Parses the arguments and runs the command.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = || tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
+    match cli.command {
+        Command::Version => {
+            println!("sluice {}", env!("CARGO_PKG_VERSION"));
+            ExitCode::SUCCESS
+        }
+        Command::Check { config } => check::check(&config),
+        Command::Convert { decoder, format, file } => convert::convert(&decoder, &format, file.as_deref()),
+        Command::Status { config, json } => runtime().block_on(status::status(&config, json)),
+        Command::Token { action } => runtime().block_on(token::token(action)),
+        Command::Testserver { listen } => runtime().block_on(testserver(listen)),
+        Command::Demo { dir, events } => {
+            telemetry::init_logging(cli.log_format, cli.log_level.as_deref().or(Some("warn")), None);
+            runtime().block_on(demo(dir, events))
+        }
+        Command::Run { config: path } => {
+            // The config names the log file, so it is read before logging starts.
+            let config = Config::load(&path);
+            let log_file = config.as_ref().ok().and_then(|c| c.log_file.as_ref());
+            telemetry::init_logging(cli.log_format, cli.log_level.as_deref(), log_file);
+            let config = match config {
+                Ok(c) => c,
+                Err(errors) => {
+                    tracing::error!("{errors}");
+                    return ExitCode::from(EXIT_INVALID_CONFIG);
+                }
+            };
+            match runtime().block_on(crate::daemon::run(path, config)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    tracing::error!(error = %format!("{e:#}"), "cannot run");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}
+
+/// Resolves at SIGTERM or Ctrl-C.
+async fn terminated() {
+    let mut term = signal(SignalKind::terminate()).expect("signal handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}
+
+async fn testserver(listen: std::net::SocketAddr) -> ExitCode {
+    match crate::testserver::serve(listen, terminated()).await {
+        Ok(counts) => {
+            use std::sync::atomic::Ordering;
+            println!("{} valid, {} invalid", counts.valid.load(Ordering::Relaxed), counts.invalid.load(Ordering::Relaxed));
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("testserver: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+#[cfg(feature = "demo")]
+async fn demo(dir: PathBuf, events: usize) -> ExitCode {
+    match crate::demo::run(&dir, events, terminated()).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("demo failed: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+#[cfg(not(feature = "demo"))]
+async fn demo(_dir: PathBuf, _events: usize) -> ExitCode {
+    eprintln!("the demo is not in this build (it was built without the `demo` feature); build with `cargo build --features demo`");
+    ExitCode::FAILURE
+}
