@@ -41,7 +41,8 @@ fn main() {
 
     // The ceiling: an axum handler that reads the body and answers 200.
     let ceiling = runtime.block_on(async {
-        let app = axum::Router::new().route("/ingest", axum::routing::post(|body: axum::body::Bytes| async move { body.len().to_string() }));
+        let app =
+            axum::Router::new().route("/ingest", axum::routing::post(|body: axum::body::Bytes| async move { body.len().to_string() }));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
@@ -50,7 +51,11 @@ fn main() {
     let (_sluice, url, token) = start_sluice(&work);
 
     let line = |n: u64| {
-        format!("{{\"n\":{n},\"severity\":\"high\",\"title\":\"login failure for admin from 203.0.113.{}\",\"src_ip\":\"203.0.113.{}\",\"user\":\"admin\"}}", n % 250, n % 250)
+        format!(
+            "{{\"n\":{n},\"severity\":\"high\",\"title\":\"login failure for admin from 203.0.113.{}\",\"src_ip\":\"203.0.113.{}\",\"user\":\"admin\"}}",
+            n % 250,
+            n % 250
+        )
     };
     let ndjson = Arc::new(move |n: u64| (0..per_request as u64).map(|k| line(n * 1000 + k) + "\n").collect::<String>());
     let alert = Arc::new(|n: u64| {
@@ -61,7 +66,12 @@ fn main() {
     });
     let targets = vec![
         Target { name: "plain axum handler (ceiling)".into(), url: ceiling, token: None, body: ndjson.clone() },
-        Target { name: format!("sluice POST /api/v1/ingest ({per_request} event/request)"), url: format!("{url}/api/v1/ingest/bench"), token: Some(token.clone()), body: ndjson },
+        Target {
+            name: format!("sluice POST /api/v1/ingest ({per_request} event/request)"),
+            url: format!("{url}/api/v1/ingest/bench"),
+            token: Some(token.clone()),
+            body: ndjson,
+        },
         Target { name: "sluice POST /wazuh-alert".into(), url: format!("{url}/wazuh-alert"), token: Some(token), body: alert },
     ];
     let counter = Arc::new(AtomicU64::new(0));
@@ -136,7 +146,11 @@ async fn open_loop(t: &Target, rate: f64, length: Duration, counter: Arc<AtomicU
         }
     }
     latencies.sort();
-    let pct = |p: f64| latencies.get(((latencies.len() as f64 * p) as usize).min(latencies.len().saturating_sub(1))).map_or(f64::NAN, |d| d.as_secs_f64() * 1000.0);
+    let pct = |p: f64| {
+        latencies
+            .get(((latencies.len() as f64 * p) as usize).min(latencies.len().saturating_sub(1)))
+            .map_or(f64::NAN, |d| d.as_secs_f64() * 1000.0)
+    };
     (pct(0.50), pct(0.99))
 }
 

@@ -145,7 +145,15 @@ fn drain(sluice: &Path, dir: &Path, lines: &[String], sink: &str, done: impl Fn(
     for chunk in lines.chunks(10_000) {
         let events: Vec<Event> = chunk
             .iter()
-            .map(|l| Event::hashed("acme".into(), "eve".into(), "suricata".into(), now, serde_json::value::RawValue::from_string(l.clone()).unwrap()))
+            .map(|l| {
+                Event::hashed(
+                    "acme".into(),
+                    "eve".into(),
+                    "suricata".into(),
+                    now,
+                    serde_json::value::RawValue::from_string(l.clone()).unwrap(),
+                )
+            })
             .collect();
         rt.block_on(store.outbox_push("out", &[Arc::new(events)])).unwrap();
     }

@@ -33,9 +33,8 @@ pub async fn run(path: PathBuf, config: Config) -> anyhow::Result<()> {
     let api = match api_config {
         Some(api_config) => {
             // A port that cannot be bound fails the start, like a bad config.
-            let bound = crate::api::bind(&api_config, runtime.view(), Some(metrics), Some(reconfigure_tx))
-                .await
-                .context("cannot start the API")?;
+            let bound =
+                crate::api::bind(&api_config, runtime.view(), Some(metrics), Some(reconfigure_tx)).await.context("cannot start the API")?;
             let stop = api_stop.clone();
             Some(tokio::spawn(async move {
                 if let Err(e) = bound.serve(async move { stop.cancelled().await }).await {

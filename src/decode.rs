@@ -39,7 +39,8 @@ impl std::fmt::Debug for Decoder {
 impl<'de> Deserialize<'de> for Decoder {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let name = String::deserialize(d)?;
-        Decoder::parse(&name).ok_or_else(|| serde::de::Error::custom(format!("unknown decoder `{name}`, expected one of: {}", vendors::names())))
+        Decoder::parse(&name)
+            .ok_or_else(|| serde::de::Error::custom(format!("unknown decoder `{name}`, expected one of: {}", vendors::names())))
     }
 }
 

@@ -62,8 +62,11 @@ pub async fn run(dir: &Path, events_per_org: usize, stop: impl std::future::Futu
     println!("Elasticsearch emulator: {}", es.url());
     println!("config:  {}", config_path.display());
     println!("output:  {}", dir.join("out").display());
-    println!("Collecting {} events per organization from {} organizations; new ones arrive every 5 s. Ctrl-C stops.",
-        events_per_org, orgs.len());
+    println!(
+        "Collecting {} events per organization from {} organizations; new ones arrive every 5 s. Ctrl-C stops.",
+        events_per_org,
+        orgs.len()
+    );
 
     let feed = async {
         let mut tick = tokio::time::interval(Duration::from_secs(5));

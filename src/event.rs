@@ -30,13 +30,7 @@ pub struct Event {
 
 impl Event {
     /// Builds an event whose id is a hash of the raw bytes (for payloads without a vendor id).
-    pub fn hashed(
-        tenant: Arc<str>,
-        source: Arc<str>,
-        vendor: Arc<str>,
-        received_at: DateTime<Utc>,
-        raw: Box<RawValue>,
-    ) -> Self {
+    pub fn hashed(tenant: Arc<str>, source: Arc<str>, vendor: Arc<str>, received_at: DateTime<Utc>, raw: Box<RawValue>) -> Self {
         let id = content_id(raw.get().as_bytes());
         Event { id, tenant, source, vendor, received_at, raw, mapped: None }
     }

@@ -212,4 +212,3 @@ pub fn known_category(name: &str) -> Option<&'static str> {
     });
     all.iter().copied().find(|c| *c == name)
 }
-

@@ -15,9 +15,7 @@ pub fn validate(name: &str) -> Result<(), String> {
         return Err(format!("`{name}` must start with a letter or digit"));
     }
     if let Some(bad) = name.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))) {
-        return Err(format!(
-            "`{name}` contains `{bad}`; only letters, digits, `_`, `-` and `.` are allowed"
-        ));
+        return Err(format!("`{name}` contains `{bad}`; only letters, digits, `_`, `-` and `.` are allowed"));
     }
     if name.contains("..") {
         return Err(format!("`{name}` must not contain `..`"));

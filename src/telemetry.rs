@@ -52,7 +52,9 @@ fn size<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
     }
     match Raw::deserialize(d)? {
         Raw::Bytes(b) => Ok(b),
-        Raw::Text(t) => parse_size(&t).ok_or_else(|| serde::de::Error::custom(format!("invalid size `{t}`; use bytes or e.g. 10MiB, 1GiB"))),
+        Raw::Text(t) => {
+            parse_size(&t).ok_or_else(|| serde::de::Error::custom(format!("invalid size `{t}`; use bytes or e.g. 10MiB, 1GiB")))
+        }
     }
 }
 
@@ -123,10 +125,8 @@ pub fn init_metrics(listen: Option<std::net::SocketAddr>) -> anyhow::Result<metr
     let Some(listen) = listen else {
         return builder.install_recorder().map_err(|e| anyhow::anyhow!("metrics recorder: {e}"));
     };
-    let (recorder, exporter) = builder
-        .with_http_listener(listen)
-        .build()
-        .map_err(|e| anyhow::anyhow!("metrics listener on {listen}: {e}"))?;
+    let (recorder, exporter) =
+        builder.with_http_listener(listen).build().map_err(|e| anyhow::anyhow!("metrics listener on {listen}: {e}"))?;
     let handle = recorder.handle();
     metrics::set_global_recorder(recorder).map_err(|e| anyhow::anyhow!("metrics recorder: {e}"))?;
     tokio::spawn(async move {

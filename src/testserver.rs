@@ -57,7 +57,8 @@ async fn receive(State(shared): State<Arc<Shared>>, method: Method, body: Bytes)
         &shared.validator
     };
     let errors: Vec<String> = validator.iter_errors(&message).map(|e| format!("{e} (at {})", e.instance_path())).collect();
-    let field = |k: &str| message.get(k).map(|v| v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string())).unwrap_or_else(|| "-".into());
+    let field =
+        |k: &str| message.get(k).map(|v| v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string())).unwrap_or_else(|| "-".into());
     if errors.is_empty() {
         shared.counts.valid.fetch_add(1, Ordering::Relaxed);
         println!("{n} OK {} {} {} {}", field("ID"), field("Priority"), field("Category"), field("Description"));

@@ -59,7 +59,11 @@ impl Api {
     fn restart(&mut self) {
         let sluice = Sluice::start(&self.cfg, &self.dir.join("sluice.log"));
         let url = self.url.clone();
-        wait_until(Duration::from_secs(20), || std::net::TcpStream::connect(url.trim_start_matches("http://")).is_ok(), || sluice.log_text());
+        wait_until(
+            Duration::from_secs(20),
+            || std::net::TcpStream::connect(url.trim_start_matches("http://")).is_ok(),
+            || sluice.log_text(),
+        );
         self.sluice = Some(sluice);
     }
 
@@ -202,7 +206,9 @@ async fn ingest_and_wazuh_alerts_are_durable_before_200_and_deduplicated() {
     let (_, b) = api.call("POST", "/wazuh-alert", Some(&ingest), Some(&a)).await;
     let r: Value = serde_json::from_str(&b).unwrap();
     assert_eq!((r["duplicate"].as_bool(), r["agent_id"].as_str(), r["risk_score"].as_u64()), (Some(true), Some("007"), Some(75)));
-    let wrapped = json!({"severity": 2, "title": "x", "all_fields": serde_json::from_str::<Value>(&alert("1707930155.1", "7", 3)).unwrap()}).to_string();
+    let wrapped =
+        json!({"severity": 2, "title": "x", "all_fields": serde_json::from_str::<Value>(&alert("1707930155.1", "7", 3)).unwrap()})
+            .to_string();
     assert_eq!(api.call("POST", "/wazuh-alert", Some(&ingest), Some(&wrapped)).await.0, StatusCode::OK);
     assert_eq!(api.call("POST", "/wazuh-alert", Some(&ingest), Some("{\"rule\":{}}")).await.0, StatusCode::BAD_REQUEST);
     assert_eq!(count_lines(&acme), 104, "two distinct alerts routed once each");
@@ -247,8 +253,14 @@ async fn ingest_and_wazuh_alerts_are_durable_before_200_and_deduplicated() {
     // Metrics per tenant, source and sink.
     let (s, text) = api.call("GET", "/metrics", Some(&admin), None).await;
     assert_eq!(s, StatusCode::OK);
-    for needle in ["sluice_events_in_total{", "tenant=\"acme\"", "source=\"wazuh-webhook\"", "sluice_sink_events_total{sink=\"acme-out\"}",
-        "sluice_sink_outbox_events{sink=\"acme-out\"} 0", "sluice_sink_last_success_timestamp_seconds{sink=\"acme-out\"}"] {
+    for needle in [
+        "sluice_events_in_total{",
+        "tenant=\"acme\"",
+        "source=\"wazuh-webhook\"",
+        "sluice_sink_events_total{sink=\"acme-out\"}",
+        "sluice_sink_outbox_events{sink=\"acme-out\"} 0",
+        "sluice_sink_last_success_timestamp_seconds{sink=\"acme-out\"}",
+    ] {
         assert!(text.contains(needle), "no {needle} in\n{text}");
     }
 }
@@ -479,7 +491,14 @@ async fn the_wazuh_inventory_is_queryable_per_tenant_with_paging() {
     .unwrap();
     let reader = token(&cfg, "reader", Some("acme"));
     let other = token(&cfg, "reader", Some("globex"));
-    let api = Api { url: format!("http://127.0.0.1:{port}"), _dir: dir, dir: d.to_path_buf(), cfg: cfg.clone(), sluice: None, http: reqwest::Client::new() };
+    let api = Api {
+        url: format!("http://127.0.0.1:{port}"),
+        _dir: dir,
+        dir: d.to_path_buf(),
+        cfg: cfg.clone(),
+        sluice: None,
+        http: reqwest::Client::new(),
+    };
     let sluice = Sluice::start(&cfg, &d.join("sluice.log"));
     wait_until(Duration::from_secs(20), || std::net::TcpStream::connect(("127.0.0.1", port)).is_ok(), || sluice.log_text());
     let collected = || async {
@@ -526,7 +545,9 @@ async fn the_wazuh_inventory_is_queryable_per_tenant_with_paging() {
 }
 
 fn urlencode(s: &str) -> String {
-    s.bytes().map(|b| if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) { (b as char).to_string() } else { format!("%{b:02X}") }).collect()
+    s.bytes()
+        .map(|b| if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) { (b as char).to_string() } else { format!("%{b:02X}") })
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -539,7 +560,10 @@ async fn the_api_serves_https_with_its_certificate() {
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     let ca = ca_params.self_signed(&ca_key).unwrap();
     let key = KeyPair::generate().unwrap();
-    let cert = CertificateParams::new(vec!["localhost".to_string()]).unwrap().signed_by(&key, &rcgen::Issuer::from_params(&ca_params, &ca_key)).unwrap();
+    let cert = CertificateParams::new(vec!["localhost".to_string()])
+        .unwrap()
+        .signed_by(&key, &rcgen::Issuer::from_params(&ca_params, &ca_key))
+        .unwrap();
     std::fs::write(d.join("api.pem"), cert.pem()).unwrap();
     std::fs::write(d.join("api.key"), key.serialize_pem()).unwrap();
     let port = free_port();
@@ -555,7 +579,8 @@ async fn the_api_serves_https_with_its_certificate() {
     let reader = token(&cfg, "reader", Some("acme"));
     let sluice = Sluice::start(&cfg, &d.join("sluice.log"));
     wait_until(Duration::from_secs(20), || std::net::TcpStream::connect(("127.0.0.1", port)).is_ok(), || sluice.log_text());
-    let client = reqwest::Client::builder().add_root_certificate(reqwest::Certificate::from_pem(ca.pem().as_bytes()).unwrap()).build().unwrap();
+    let client =
+        reqwest::Client::builder().add_root_certificate(reqwest::Certificate::from_pem(ca.pem().as_bytes()).unwrap()).build().unwrap();
     let url = format!("https://localhost:{port}");
     let r = client.get(format!("{url}/health")).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::OK);

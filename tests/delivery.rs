@@ -45,8 +45,7 @@ impl Case {
         let dir = tempfile::tempdir().unwrap();
         let cfg = dir.path().join("sluice.yml");
         std::fs::write(&cfg, config(dir.path(), &["acme"])).unwrap();
-        let (input, output, log) =
-            (dir.path().join("in/acme.log"), dir.path().join("out/acme/logs.jsonl"), dir.path().join("sluice.log"));
+        let (input, output, log) = (dir.path().join("in/acme.log"), dir.path().join("out/acme/logs.jsonl"), dir.path().join("sluice.log"));
         Case { dir, cfg, input, output, log }
     }
 }

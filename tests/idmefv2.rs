@@ -14,11 +14,8 @@ use common::Sluice;
 #[test]
 fn suricata_alerts_reach_the_testserver_valid() {
     let dir = tempfile::tempdir().unwrap();
-    let mut server = Command::new(env!("CARGO_BIN_EXE_sluice"))
-        .args(["testserver", "--listen", "127.0.0.1:0"])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut server =
+        Command::new(env!("CARGO_BIN_EXE_sluice")).args(["testserver", "--listen", "127.0.0.1:0"]).stdout(Stdio::piped()).spawn().unwrap();
     let (tx, rx) = mpsc::channel();
     let stdout = server.stdout.take().unwrap();
     std::thread::spawn(move || {
@@ -76,7 +73,9 @@ async fn refused_messages_are_dead_lettered_not_retried_forever() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path().display();
     std::fs::write(dir.path().join("in.log"), "{\"a\":1}\n{\"a\":2}\n").unwrap();
-    let text = format!("state_dir: {d}/state\nsinks:\n  siem: {{type: idmefv2_http, url: \"http://{addr}/\"}}\ntenants:\n  - name: t\n    sources:\n      - {{name: s, type: file, path: \"{d}/in.log\", poll_interval: 20ms}}\n    sinks: [siem]\n");
+    let text = format!(
+        "state_dir: {d}/state\nsinks:\n  siem: {{type: idmefv2_http, url: \"http://{addr}/\"}}\ntenants:\n  - name: t\n    sources:\n      - {{name: s, type: file, path: \"{d}/in.log\", poll_interval: 20ms}}\n    sinks: [siem]\n"
+    );
     let config = sluice::config::Config::parse(&text, Path::new("."), Path::new("t.yml")).unwrap();
     let runtime = sluice::pipeline::runtime::Runtime::start(config).await.unwrap();
     let store = runtime.store().clone();

@@ -65,7 +65,11 @@ async fn hec_and_elasticsearch_under_faults_lose_nothing_and_duplicate_no_docume
     let cfg = config(dir.path(), &sinks, "splunk, elastic");
     let sluice = Sluice::start(&cfg, &dir.path().join("sluice.log"));
     let deadline = Duration::from_secs(240);
-    wait_until(deadline, || es.doc_count() >= total, || format!("elasticsearch has {} of {total}; log:\n{}", es.doc_count(), tail(&sluice.log_text())));
+    wait_until(
+        deadline,
+        || es.doc_count() >= total,
+        || format!("elasticsearch has {} of {total}; log:\n{}", es.doc_count(), tail(&sluice.log_text())),
+    );
     wait_until(
         deadline,
         || hec_numbers(&hec).into_iter().collect::<HashSet<_>>().len() >= total,
@@ -112,13 +116,21 @@ async fn a_sink_down_for_50000_events_catches_up_and_never_holds_up_the_others()
     // HEC goes away (connection refused) while 50,000 events arrive.
     hec.stop().await;
     write_events(&events, 1000..51_000);
-    wait_until(Duration::from_secs(120), || count_lines(&dir.path().join("archive.jsonl")) >= 51_000, || {
-        format!("the file sink got {} while HEC was down", count_lines(&dir.path().join("archive.jsonl")))
-    });
-    wait_until(Duration::from_secs(30), || status_json(&cfg)["splunk"]["pending"].as_u64() >= Some(50_000), || {
-        format!("outbox: {}", status_json(&cfg)["splunk"])
-    });
-    wait_until(Duration::from_secs(10), || status_json(&cfg)["splunk"]["health"] == "failed", || format!("{}", status_json(&cfg)["splunk"]));
+    wait_until(
+        Duration::from_secs(120),
+        || count_lines(&dir.path().join("archive.jsonl")) >= 51_000,
+        || format!("the file sink got {} while HEC was down", count_lines(&dir.path().join("archive.jsonl"))),
+    );
+    wait_until(
+        Duration::from_secs(30),
+        || status_json(&cfg)["splunk"]["pending"].as_u64() >= Some(50_000),
+        || format!("outbox: {}", status_json(&cfg)["splunk"]),
+    );
+    wait_until(
+        Duration::from_secs(10),
+        || status_json(&cfg)["splunk"]["health"] == "failed",
+        || format!("{}", status_json(&cfg)["splunk"]),
+    );
 
     // Back on the same address: the outbox drains, in order, and nothing is missing.
     let hec = HecEmulator::start_on(addr, HecConfig::default()).await.unwrap();
@@ -137,11 +149,20 @@ async fn elasticsearch_mapping_errors_are_dead_lettered_and_replays_are_recognis
     let dir = tempfile::tempdir().unwrap();
     let events = dir.path().join("events.jsonl");
     write_events(&events, 0..500);
-    std::fs::OpenOptions::new().append(true).open(&events).and_then(|mut f| std::io::Write::write_all(&mut f, b"{\"n\":9999,\"bad\":true}\n")).unwrap();
-    let sinks = format!("  elastic:\n    type: elasticsearch\n    url: {}\n    format: raw\n    index: plain\n    {FAST_RETRY}\n", es.url());
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(&events)
+        .and_then(|mut f| std::io::Write::write_all(&mut f, b"{\"n\":9999,\"bad\":true}\n"))
+        .unwrap();
+    let sinks =
+        format!("  elastic:\n    type: elasticsearch\n    url: {}\n    format: raw\n    index: plain\n    {FAST_RETRY}\n", es.url());
     let cfg = config(dir.path(), &sinks, "elastic");
     let sluice = Sluice::start(&cfg, &dir.path().join("sluice.log"));
-    wait_until(Duration::from_secs(60), || status_json(&cfg)["elastic"]["dead_lettered"].as_u64() == Some(1), || format!("{}", status_json(&cfg)["elastic"]));
+    wait_until(
+        Duration::from_secs(60),
+        || status_json(&cfg)["elastic"]["dead_lettered"].as_u64() == Some(1),
+        || format!("{}", status_json(&cfg)["elastic"]),
+    );
     assert_eq!(es.doc_count(), 500);
     assert_eq!(sluice.terminate(), 0);
     let s = &status_json(&cfg)["elastic"];
@@ -162,11 +183,18 @@ async fn a_hec_index_the_token_may_not_use_fails_the_sink_until_a_reload_fixes_i
     let dir = tempfile::tempdir().unwrap();
     write_events(&dir.path().join("events.jsonl"), 0..200);
     let sink = |index: &str| {
-        format!("  splunk:\n    type: splunk_hec\n    url: {}\n    token: \"00000000-0000-0000-0000-000000000000\"\n    index: {index}\n    {FAST_RETRY}\n", hec.url())
+        format!(
+            "  splunk:\n    type: splunk_hec\n    url: {}\n    token: \"00000000-0000-0000-0000-000000000000\"\n    index: {index}\n    {FAST_RETRY}\n",
+            hec.url()
+        )
     };
     let cfg = config(dir.path(), &sink("main"), "splunk");
     let sluice = Sluice::start(&cfg, &dir.path().join("sluice.log"));
-    wait_until(Duration::from_secs(30), || status_json(&cfg)["splunk"]["health"] == "failed", || format!("{}", status_json(&cfg)["splunk"]));
+    wait_until(
+        Duration::from_secs(30),
+        || status_json(&cfg)["splunk"]["health"] == "failed",
+        || format!("{}", status_json(&cfg)["splunk"]),
+    );
     let s = status_json(&cfg)["splunk"].clone();
     assert!(s["last_error"].as_str().unwrap().contains("Incorrect index"), "{s}");
     assert_eq!(hec.event_count(), 0);
@@ -203,7 +231,8 @@ async fn kill_9_while_delivering_to_elasticsearch_loses_nothing() {
     es.set_faults(EsFaults { item_429_rate: 0.02, reset_rate: 0.01, ..Default::default() });
     let dir = tempfile::tempdir().unwrap();
     write_events(&dir.path().join("events.jsonl"), 0..total);
-    let sinks = format!("  elastic:\n    type: elasticsearch\n    url: {}\n    index: crash\n    format: raw\n    {FAST_RETRY}\n", es.url());
+    let sinks =
+        format!("  elastic:\n    type: elasticsearch\n    url: {}\n    index: crash\n    format: raw\n    {FAST_RETRY}\n", es.url());
     let cfg = config(dir.path(), &sinks, "elastic");
     // Killed at moments spread over the delivery, restarted each time.
     let mut counts = Vec::new();

@@ -21,7 +21,9 @@ fn rsyslogd() -> Option<PathBuf> {
         || std::fs::read_dir("/usr/lib").ok().into_iter().flatten().flatten().any(|d| d.path().join("rsyslog/lmnsd_gtls.so").exists());
     match found {
         Some(p) if gtls => Some(p),
-        _ if std::env::var_os("SLUICE_REQUIRE_RSYSLOG").is_some() => panic!("rsyslogd with the gtls driver is required: apt-get install rsyslog rsyslog-gnutls"),
+        _ if std::env::var_os("SLUICE_REQUIRE_RSYSLOG").is_some() => {
+            panic!("rsyslogd with the gtls driver is required: apt-get install rsyslog rsyslog-gnutls")
+        }
         _ => {
             eprintln!("SKIPPED: rsyslogd (with rsyslog-gnutls) is not installed");
             None

@@ -152,15 +152,8 @@ fn fleet(emulator: &WazuhEmulator, n: usize, packages: usize, files: usize) -> C
 /// What the manager holds, read through its API: distinct packages and files, OS entries.
 async fn manager_counts(url: &str) -> Counts {
     let http = reqwest::Client::new();
-    let login: Value = http
-        .post(format!("{url}/security/user/authenticate"))
-        .basic_auth(USER, Some(PASSWORD))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let login: Value =
+        http.post(format!("{url}/security/user/authenticate")).basic_auth(USER, Some(PASSWORD)).send().await.unwrap().json().await.unwrap();
     let token = login["data"]["token"].as_str().unwrap().to_string();
     let get = async |path: String| -> Vec<Value> {
         let response = http.get(format!("{url}{path}")).bearer_auth(&token).send().await.unwrap();
@@ -324,12 +317,7 @@ async fn a_second_collection_updates_records_in_place() {
     for id in ["001", "002", "003"] {
         let (old, new) = (&before[id], &after[id]);
         assert_eq!(new["first_seen"], old["first_seen"], "agent {id}");
-        assert!(
-            new["updated_at"].as_str() > old["updated_at"].as_str(),
-            "agent {id}: {} → {}",
-            old["updated_at"],
-            new["updated_at"]
-        );
+        assert!(new["updated_at"].as_str() > old["updated_at"].as_str(), "agent {id}: {} → {}", old["updated_at"], new["updated_at"]);
         assert_ne!(new["lastKeepAlive"], old["lastKeepAlive"]);
         assert!(new["removed_at"].is_null());
     }
@@ -339,8 +327,7 @@ async fn a_second_collection_updates_records_in_place() {
 
     let upgraded = stored_packages(&store, "001").await;
     assert_eq!(upgraded.len(), 6);
-    let versions: Vec<&str> =
-        upgraded.iter().filter(|p| p["name"] == "pkg-002").map(|p| p["version"].as_str().unwrap()).collect();
+    let versions: Vec<&str> = upgraded.iter().filter(|p| p["name"] == "pkg-002").map(|p| p["version"].as_str().unwrap()).collect();
     assert_eq!(versions, ["1.0.1"], "the old version's row is gone");
     let new_row = upgraded.iter().find(|p| p["name"] == "pkg-002").unwrap();
     let first_seen: DateTime<Utc> = new_row["first_seen"].as_str().unwrap().parse().unwrap();
@@ -356,9 +343,7 @@ async fn a_second_collection_updates_records_in_place() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn tokens_expiring_during_a_collection_are_renewed() {
-    let s =
-        Setup::new(WazuhConfig { token_lifetime: Duration::from_secs(2), max_requests_per_minute: 0, ..WazuhConfig::default() })
-            .await;
+    let s = Setup::new(WazuhConfig { token_lifetime: Duration::from_secs(2), max_requests_per_minute: 0, ..WazuhConfig::default() }).await;
     s.emulator.generate(10, 12, 8);
     // ~70 requests at 5 per second: a collection of about 15 s, tokens living 2 s.
     let config = s.config("        page_size: 5\n        rate_limit_per_minute: 300\n");
@@ -442,8 +427,7 @@ async fn a_refused_login_is_not_repeated_at_once() {
     std::fs::write(s.dir.path().join("wazuh.secret"), "wrong-password").unwrap();
     let _sluice = s.start(&s.config(""));
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    while !s.log_lines().iter().any(|l| l["level"] == "ERROR" && l["error"].as_str().is_some_and(|e| e.contains("login refused")))
-    {
+    while !s.log_lines().iter().any(|l| l["level"] == "ERROR" && l["error"].as_str().is_some_and(|e| e.contains("login refused"))) {
         assert!(tokio::time::Instant::now() < deadline, "no login error logged:\n{}", s.tail());
         tokio::time::sleep(Duration::from_millis(100)).await;
     }

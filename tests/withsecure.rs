@@ -87,8 +87,12 @@ fn wait_for_ids(path: &Path, expected: &[String], timeout: Duration, log: &Path)
         || {
             let got = ids_in(path);
             let missing = expected.iter().filter(|id| !got.contains_key(*id)).count();
-            format!("{missing} of {} ids missing in {}\n{}", expected.len(), path.display(),
-                std::fs::read_to_string(log).unwrap_or_default().lines().rev().take(30).collect::<Vec<_>>().join("\n"))
+            format!(
+                "{missing} of {} ids missing in {}\n{}",
+                expected.len(),
+                path.display(),
+                std::fs::read_to_string(log).unwrap_or_default().lines().rev().take(30).collect::<Vec<_>>().join("\n")
+            )
         },
     );
 }
@@ -218,7 +222,8 @@ async fn never_exceeds_the_rate_limit() {
     let s = Setup::new(Options::default()).await;
     let org = s.tenant("acme");
     let ids = s.emulator.generate(&org, 4_000, past(60), 1); // 20 pages + a token
-    let extra = format!("        rate_limit_per_minute: 60\n        start_mode: fixed\n        start_date: \"{}\"\n", past(61).to_rfc3339());
+    let extra =
+        format!("        rate_limit_per_minute: 60\n        start_mode: fixed\n        start_date: \"{}\"\n", past(61).to_rfc3339());
     let config = s.config(&["acme"], &extra);
     let sluice = s.start(&config);
     s.wait_for("acme", &ids, 60).await;
@@ -292,12 +297,8 @@ async fn partner_account_collects_every_organization_separately() {
     s.wait_for("msp", &expected, 30).await;
     assert_eq!(sluice.terminate(), 0);
     assert_exactly_once(&s.output("msp"), &expected);
-    let queried: std::collections::HashSet<String> = s
-        .emulator
-        .requests()
-        .iter()
-        .flat_map(|r| r.form.iter().filter(|(k, _)| k == "organizationId").map(|(_, v)| v.clone()))
-        .collect();
+    let queried: std::collections::HashSet<String> =
+        s.emulator.requests().iter().flat_map(|r| r.form.iter().filter(|(k, _)| k == "organizationId").map(|(_, v)| v.clone())).collect();
     assert!(orgs.iter().all(|o| queried.contains(o)), "{queried:?}");
 }
 
@@ -332,12 +333,18 @@ async fn seed_000_config_and_state_file_migrate() {
     let log = s.log.clone();
     let out2 = output.clone();
     let lines = move || {
-        std::fs::read_to_string(&out2).unwrap_or_default().lines().map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()).collect::<Vec<_>>()
+        std::fs::read_to_string(&out2)
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+            .collect::<Vec<_>>()
     };
     let lines2 = lines.clone();
-    tokio::task::spawn_blocking(move || wait_until(Duration::from_secs(30), || lines2().len() >= 60, || std::fs::read_to_string(&log).unwrap()))
-        .await
-        .unwrap();
+    tokio::task::spawn_blocking(move || {
+        wait_until(Duration::from_secs(30), || lines2().len() >= 60, || std::fs::read_to_string(&log).unwrap())
+    })
+    .await
+    .unwrap();
     tokio::time::sleep(Duration::from_millis(1200)).await;
     assert_eq!(sluice.terminate(), 0);
     let lines = lines();

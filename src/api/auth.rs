@@ -176,7 +176,8 @@ impl FromRequestParts<AppState> for Caller {
             tracing::warn!(%ip, token_id = id, "API authentication failed");
             return Err(ApiError::unauthorized("invalid or revoked token"));
         };
-        let role = Role::parse(&record.role).ok_or_else(|| ApiError::internal(anyhow::anyhow!("token {} has role {}", record.id, record.role)))?;
+        let role =
+            Role::parse(&record.role).ok_or_else(|| ApiError::internal(anyhow::anyhow!("token {} has role {}", record.id, record.role)))?;
         if let Some(tenant) = &record.tenant {
             state.view.usage.api_call(tenant);
         }

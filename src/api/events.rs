@@ -177,7 +177,17 @@ pub async fn wazuh_alert(
     let inserted = state
         .view
         .store
-        .insert_wazuh_alert(&tenant, &alert_id, &agent_id, rule_id.as_deref(), rule_level, model.risk_score, model.category, &time, &alert.to_string())
+        .insert_wazuh_alert(
+            &tenant,
+            &alert_id,
+            &agent_id,
+            rule_id.as_deref(),
+            rule_level,
+            model.risk_score,
+            model.category,
+            &time,
+            &alert.to_string(),
+        )
         .await
         .map_err(ApiError::internal)?;
     let duplicate = inserted == AlertInsert::Duplicate;

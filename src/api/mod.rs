@@ -4,6 +4,7 @@
 //! writes only that tenant's data.
 
 pub mod auth;
+pub mod config;
 mod events;
 mod read;
 pub mod siem;
@@ -16,50 +17,13 @@ use std::sync::Arc;
 use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+pub use config::ApiConfig;
+
 use crate::pipeline::runtime::RuntimeView;
-
-/// `api:` in the config file.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ApiConfig {
-    #[serde(default = "default_listen")]
-    pub listen: SocketAddr,
-    /// Request bodies above this many bytes are refused with 413.
-    #[serde(default = "default_max_body")]
-    pub max_body_bytes: usize,
-    /// Serve HTTPS with this certificate chain and key (PEM).
-    #[serde(default)]
-    pub tls: Option<crate::settings::tls::TlsFiles>,
-}
-
-fn default_listen() -> SocketAddr {
-    SocketAddr::from(([127, 0, 0, 1], 8080))
-}
-fn default_max_body() -> usize {
-    10 << 20
-}
-
-impl ApiConfig {
-    pub fn problems(&self) -> Vec<(&'static str, String)> {
-        let mut out = Vec::new();
-        if let Some(tls) = &self.tls {
-            for (field, path) in [("tls.cert_file", &tls.cert_file), ("tls.key_file", &tls.key_file)] {
-                if !path.is_file() {
-                    out.push((field, format!("{} does not exist", path.display())));
-                }
-            }
-        }
-        if self.max_body_bytes < 1024 {
-            out.push(("max_body_bytes", "must be at least 1024".into()));
-        }
-        out
-    }
-}
 
 /// A request to apply the config file plus the API's SIEM connections; answered when done.
 pub type Reconfigure = tokio::sync::mpsc::Sender<tokio::sync::oneshot::Sender<anyhow::Result<()>>>;

@@ -107,7 +107,10 @@ pub async fn alerts(State(state): State<AppState>, caller: Caller, Query(q): Que
     }
     let normalize = |v: &Option<String>| {
         v.as_ref().map(|s| {
-            chrono::DateTime::parse_from_rfc3339(s).expect("checked").with_timezone(&chrono::Utc).to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+            chrono::DateTime::parse_from_rfc3339(s)
+                .expect("checked")
+                .with_timezone(&chrono::Utc)
+                .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
         })
     };
     let before = match &q.cursor {
@@ -117,7 +120,15 @@ pub async fn alerts(State(state): State<AppState>, caller: Caller, Query(q): Que
     let alerts = state
         .view
         .store
-        .wazuh_alerts(&tenant, q.agent_id.as_deref(), q.risk_score, normalize(&q.since).as_deref(), normalize(&q.until).as_deref(), before, limit)
+        .wazuh_alerts(
+            &tenant,
+            q.agent_id.as_deref(),
+            q.risk_score,
+            normalize(&q.since).as_deref(),
+            normalize(&q.until).as_deref(),
+            before,
+            limit,
+        )
         .await
         .map_err(ApiError::internal)?;
     let next = (alerts.len() == limit).then(|| alerts.last().map(|a| encode_cursor(&a.time, &a.alert_id))).flatten();
@@ -157,12 +168,18 @@ pub struct UsageQuery {
     params(("tenant" = String, Path), UsageQuery),
     responses((status = 200, body = Vec<Object>), (status = 400), (status = 401), (status = 403), (status = 404))
 )]
-pub async fn usage(State(state): State<AppState>, caller: Caller, Path(tenant): Path<String>, Query(q): Query<UsageQuery>) -> Result<Response, ApiError> {
+pub async fn usage(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(tenant): Path<String>,
+    Query(q): Query<UsageQuery>,
+) -> Result<Response, ApiError> {
     caller.require_read()?;
     let tenant = caller.tenant(Some(&tenant))?;
     for (name, value) in [("from", &q.from), ("to", &q.to)] {
         if let Some(v) = value {
-            chrono::NaiveDate::parse_from_str(v, "%Y-%m-%d").map_err(|e| ApiError::bad_request(format!("`{name}` is not YYYY-MM-DD: {e}")))?;
+            chrono::NaiveDate::parse_from_str(v, "%Y-%m-%d")
+                .map_err(|e| ApiError::bad_request(format!("`{name}` is not YYYY-MM-DD: {e}")))?;
         }
     }
     state.view.usage.flush(&state.view.store).await;
@@ -231,15 +248,20 @@ pub async fn create_token(
     if let Some(t) = &tenant {
         crate::names::validate(t).map_err(|e| ApiError::bad_request(format!("tenant: {e}")))?;
     }
-    let (token, new) =
-        auth::create(&state.view.store, request.role, tenant.as_deref(), request.name.as_deref().unwrap_or("")).await.map_err(ApiError::internal)?;
+    let (token, new) = auth::create(&state.view.store, request.role, tenant.as_deref(), request.name.as_deref().unwrap_or(""))
+        .await
+        .map_err(ApiError::internal)?;
     tracing::info!(token_id = %new.id, role = request.role.as_str(), tenant = tenant.as_deref().unwrap_or("*"), by = %caller.token_id, "API token created");
     Ok((axum::http::StatusCode::CREATED, Json(CreatedToken { id: new.id, token, role: request.role, tenant })))
 }
 
 /// Revokes a token at once.
 #[utoipa::path(delete, path = "/api/v1/tokens/{id}", tag = "tokens", params(("id" = String, Path)), responses((status = 204), (status = 401), (status = 403), (status = 404)))]
-pub async fn revoke_token(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> Result<axum::http::StatusCode, ApiError> {
+pub async fn revoke_token(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<axum::http::StatusCode, ApiError> {
     caller.require_admin()?;
     if state.view.store.revoke_token(&id, caller.tenant.as_deref()).await.map_err(ApiError::internal)? {
         tracing::info!(token_id = %id, by = %caller.token_id, "API token revoked");

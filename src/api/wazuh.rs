@@ -55,7 +55,12 @@ pub async fn agents(State(state): State<AppState>, caller: Caller, Query(q): Que
     params(("id" = String, Path, description = "Agent id, e.g. 001"), PageQuery),
     responses((status = 200, body = Page), (status = 400), (status = 401), (status = 403), (status = 404))
 )]
-pub async fn syscheck(State(state): State<AppState>, caller: Caller, Path(id): Path<String>, Query(q): Query<PageQuery>) -> Result<Json<Page>, ApiError> {
+pub async fn syscheck(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Query(q): Query<PageQuery>,
+) -> Result<Json<Page>, ApiError> {
     caller.require_read()?;
     let tenant = caller.tenant(q.tenant.as_deref())?;
     known_agent(&state, &tenant, &id).await?;
@@ -71,7 +76,12 @@ pub async fn syscheck(State(state): State<AppState>, caller: Caller, Path(id): P
     params(("id" = String, Path, description = "Agent id, e.g. 001"), PageQuery),
     responses((status = 200, body = Page), (status = 400), (status = 401), (status = 403), (status = 404))
 )]
-pub async fn software(State(state): State<AppState>, caller: Caller, Path(id): Path<String>, Query(q): Query<PageQuery>) -> Result<Json<Page>, ApiError> {
+pub async fn software(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Query(q): Query<PageQuery>,
+) -> Result<Json<Page>, ApiError> {
     caller.require_read()?;
     let tenant = caller.tenant(q.tenant.as_deref())?;
     known_agent(&state, &tenant, &id).await?;
@@ -94,7 +104,12 @@ pub struct TenantQuery {
     params(("id" = String, Path, description = "Agent id, e.g. 001"), TenantQuery),
     responses((status = 200, body = Vec<Object>), (status = 400), (status = 401), (status = 403), (status = 404))
 )]
-pub async fn osinfo(State(state): State<AppState>, caller: Caller, Path(id): Path<String>, Query(q): Query<TenantQuery>) -> Result<Json<Vec<Value>>, ApiError> {
+pub async fn osinfo(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Query(q): Query<TenantQuery>,
+) -> Result<Json<Vec<Value>>, ApiError> {
     caller.require_read()?;
     let tenant = caller.tenant(q.tenant.as_deref())?;
     known_agent(&state, &tenant, &id).await?;
@@ -129,7 +144,8 @@ pub async fn alerts(
     caller.require_read()?;
     let tenant = caller.tenant(q.tenant.as_deref())?;
     let limit = q.limit.unwrap_or(100).clamp(1, 1000);
-    let alerts = state.view.store.wazuh_alerts(&tenant, Some(&id), q.risk_score, None, None, None, limit).await.map_err(ApiError::internal)?;
+    let alerts =
+        state.view.store.wazuh_alerts(&tenant, Some(&id), q.risk_score, None, None, None, limit).await.map_err(ApiError::internal)?;
     Ok(Json(alerts))
 }
 

@@ -35,7 +35,12 @@ pub async fn token(action: TokenAction) -> ExitCode {
                     }
                 }
                 let (token, new) = auth::create(&store, role, tenant.as_deref(), &name).await?;
-                eprintln!("token {} ({}, tenant {}): keep it now, it is not shown again", new.id, role.as_str(), tenant.as_deref().unwrap_or("*"));
+                eprintln!(
+                    "token {} ({}, tenant {}): keep it now, it is not shown again",
+                    new.id,
+                    role.as_str(),
+                    tenant.as_deref().unwrap_or("*")
+                );
                 println!("{token}");
             }
             TokenAction::List { .. } => {

@@ -16,9 +16,7 @@ pub fn expand(input: &str, base_dir: &Path) -> Result<String, String> {
             out.push_str("${");
             rest = stripped;
         } else if let Some(inner) = after.strip_prefix("${") {
-            let end = inner
-                .find('}')
-                .ok_or_else(|| format!("unterminated `${{` in `{input}`"))?;
+            let end = inner.find('}').ok_or_else(|| format!("unterminated `${{` in `{input}`"))?;
             out.push_str(&resolve(&inner[..end], base_dir)?);
             rest = &inner[end + 1..];
         } else {
@@ -33,14 +31,11 @@ pub fn expand(input: &str, base_dir: &Path) -> Result<String, String> {
 fn resolve(reference: &str, base_dir: &Path) -> Result<String, String> {
     if let Some(path) = reference.strip_prefix("file:") {
         let path = base_dir.join(path);
-        let text = std::fs::read_to_string(&path)
-            .map_err(|e| format!("cannot read secret file `{}`: {e}", path.display()))?;
+        let text = std::fs::read_to_string(&path).map_err(|e| format!("cannot read secret file `{}`: {e}", path.display()))?;
         // Secret files usually end with a newline that is not part of the secret.
         return Ok(text.trim_end_matches(['\n', '\r']).to_string());
     }
-    if reference.is_empty()
-        || !reference.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
-    {
+    if reference.is_empty() || !reference.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
         return Err(format!("`${{{reference}}}` is not a valid variable name"));
     }
     std::env::var(reference).map_err(|_| format!("environment variable `{reference}` is not set"))
@@ -56,10 +51,7 @@ mod tests {
         std::fs::write(dir.path().join("secret"), "s3cr3t\n").unwrap();
         // SAFETY: tests in this module do not read this variable concurrently.
         unsafe { std::env::set_var("SLUICE_TEST_EXPAND", "v") };
-        assert_eq!(
-            expand("a${SLUICE_TEST_EXPAND}b${file:secret}c$${X}$d", dir.path()).unwrap(),
-            "avbs3cr3tc${X}$d"
-        );
+        assert_eq!(expand("a${SLUICE_TEST_EXPAND}b${file:secret}c$${X}$d", dir.path()).unwrap(), "avbs3cr3tc${X}$d");
     }
 
     #[test]

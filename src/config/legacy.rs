@@ -13,8 +13,17 @@ use super::ConfigError;
 
 /// Keys the original accepted per client. `scope` was accepted and ignored.
 const CLIENT_KEYS: &[&str] = &[
-    "name", "client_id", "client_secret", "interval", "output_log", "rate_limit_per_minute",
-    "start_mode", "start_date", "api_url", "organization_id", "scope",
+    "name",
+    "client_id",
+    "client_secret",
+    "interval",
+    "output_log",
+    "rate_limit_per_minute",
+    "start_mode",
+    "start_date",
+    "api_url",
+    "organization_id",
+    "scope",
 ];
 
 pub fn is_legacy(value: &Value) -> bool {
@@ -26,7 +35,10 @@ pub fn translate(value: Value, config_path: &Path) -> Result<Value, Vec<ConfigEr
     let mut errors = Vec::new();
     let Value::Object(top) = value else { unreachable!("is_legacy checked an object") };
     for key in top.keys().filter(|k| *k != "clients") {
-        errors.push(ConfigError::at(key.clone(), "unknown field, expected `clients` (original collector format) or the sluice format with `tenants`"));
+        errors.push(ConfigError::at(
+            key.clone(),
+            "unknown field, expected `clients` (original collector format) or the sluice format with `tenants`",
+        ));
     }
     let Some(Value::Array(clients)) = top.get("clients") else {
         return Err(vec![ConfigError::at("clients", "expected a list of clients")]);

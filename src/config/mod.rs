@@ -16,7 +16,6 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-
 use crate::names;
 use crate::settings::duration;
 use crate::settings::error::{ConfigError, parse_at};
@@ -31,7 +30,7 @@ pub struct Config {
     pub shutdown_timeout: Duration,
     pub metrics_listen: Option<std::net::SocketAddr>,
     /// The REST API, when configured.
-    pub api: Option<crate::api::ApiConfig>,
+    pub api: Option<crate::api::config::ApiConfig>,
     pub log_file: Option<crate::telemetry::LogFileConfig>,
     pub sinks: BTreeMap<String, SinkConfig>,
     pub tenants: Vec<TenantConfig>,
@@ -150,8 +149,7 @@ impl Config {
     /// Reads, expands and validates a config file.
     pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
         let fail = |errors| ConfigErrors { file: path.to_path_buf(), errors };
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| fail(vec![ConfigError::root(format!("cannot read file: {e}"))]))?;
+        let text = std::fs::read_to_string(path).map_err(|e| fail(vec![ConfigError::root(format!("cannot read file: {e}"))]))?;
         let base_dir = path.parent().unwrap_or(Path::new("."));
         Config::parse(&text, base_dir, path).map_err(fail)
     }
@@ -160,8 +158,8 @@ impl Config {
     pub fn parse(text: &str, base_dir: &Path, source_path: &Path) -> Result<Config, Vec<ConfigError>> {
         // YAML 1.2 booleans: a secret such as `y` or `no` stays a string.
         let options = serde_saphyr::options! { strict_booleans: true };
-        let mut value: Value = serde_saphyr::from_str_with_options(text, options)
-            .map_err(|e| vec![ConfigError::root(format!("invalid YAML: {e}"))])?;
+        let mut value: Value =
+            serde_saphyr::from_str_with_options(text, options).map_err(|e| vec![ConfigError::root(format!("invalid YAML: {e}"))])?;
         if value.is_null() {
             value = Value::Object(Map::new());
         }
@@ -189,7 +187,7 @@ impl Config {
 fn build(value: Value, source_path: &Path, errors: &mut Vec<ConfigError>) -> Option<Config> {
     let raw: RawConfig = parse_at(value, "", errors)?;
     let api = raw.api.and_then(|v| {
-        let config: crate::api::ApiConfig = parse_at(v, "api", errors)?;
+        let config: crate::api::config::ApiConfig = parse_at(v, "api", errors)?;
         let problems = config.problems();
         for (field, reason) in &problems {
             errors.push(ConfigError::at(format!("api.{field}"), reason.clone()));
@@ -219,10 +217,7 @@ fn build(value: Value, source_path: &Path, errors: &mut Vec<ConfigError>) -> Opt
             errors.push(ConfigError::at(format!("{path}.name"), format!("invalid tenant name: {e}")));
         }
         if !tenant_names.insert(raw_tenant.name.clone()) {
-            errors.push(ConfigError::at(
-                format!("{path}.name"),
-                format!("duplicate tenant `{}`", raw_tenant.name),
-            ));
+            errors.push(ConfigError::at(format!("{path}.name"), format!("duplicate tenant `{}`", raw_tenant.name)));
         }
         let mut sources = Vec::new();
         let mut source_names = HashSet::new();
@@ -256,10 +251,7 @@ fn build(value: Value, source_path: &Path, errors: &mut Vec<ConfigError>) -> Opt
             }
         }
         if raw_tenant.sinks.is_empty() && !sources.is_empty() {
-            errors.push(ConfigError::at(
-                format!("{path}.sinks"),
-                "a tenant with sources needs at least one sink",
-            ));
+            errors.push(ConfigError::at(format!("{path}.sinks"), "a tenant with sources needs at least one sink"));
         }
         tenants.push(TenantConfig { name: raw_tenant.name, sources, sinks: raw_tenant.sinks });
     }

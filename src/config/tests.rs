@@ -107,11 +107,14 @@ fn secrets_from_files_and_bad_templates() {
     std::fs::write(dir.path().join("dir_name"), "out\n").unwrap();
     let text = MINIMAL.replace("\"out/%TENANCY/%TAG.jsonl\"", "\"${file:dir_name}/%TENANCY.jsonl\"");
     let c = Config::parse(&text, dir.path(), Path::new("x.yml")).unwrap();
-    assert_eq!(c.sinks["archive"].settings.downcast_ref(), Some(&crate::sinks::file::FileSinkConfig {
-        path: crate::settings::template::PathTemplate::parse("out/%TENANCY.jsonl").unwrap(),
-        format: Default::default(),
-        max_open_files: std::num::NonZeroUsize::new(256).unwrap(),
-    }));
+    assert_eq!(
+        c.sinks["archive"].settings.downcast_ref(),
+        Some(&crate::sinks::file::FileSinkConfig {
+            path: crate::settings::template::PathTemplate::parse("out/%TENANCY.jsonl").unwrap(),
+            format: Default::default(),
+            max_open_files: std::num::NonZeroUsize::new(256).unwrap(),
+        })
+    );
     let errs = errors(&MINIMAL.replace("%TAG.jsonl", "%DATE.jsonl"));
     assert!(errs[0].starts_with("sinks.archive.path: unknown variable at `%DATE"), "{errs:?}");
 }
@@ -153,11 +156,14 @@ clients:
     assert_eq!(out.format, crate::encode::Format::VendorWrapped);
     let ws = c.tenants[1].sources[0].settings.downcast_ref::<crate::sources::withsecure::WithSecureConfig>().expect("a withsecure source");
     assert_eq!(ws.organizations, crate::sources::withsecure::Organizations::List(vec!["4de503e1-2c58-45c3-89a6-ef3f4a03592b".into()]));
-    assert_eq!(c.sinks["other-output"].settings.downcast_ref(), Some(&crate::sinks::file::FileSinkConfig {
-        path: crate::settings::template::PathTemplate::parse("/opt/ws/events/other.log").unwrap(),
-        format: crate::encode::Format::VendorWrapped,
-        max_open_files: std::num::NonZeroUsize::new(256).unwrap(),
-    }));
+    assert_eq!(
+        c.sinks["other-output"].settings.downcast_ref(),
+        Some(&crate::sinks::file::FileSinkConfig {
+            path: crate::settings::template::PathTemplate::parse("/opt/ws/events/other.log").unwrap(),
+            format: crate::encode::Format::VendorWrapped,
+            max_open_files: std::num::NonZeroUsize::new(256).unwrap(),
+        })
+    );
 }
 
 #[test]

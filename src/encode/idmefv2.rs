@@ -23,8 +23,8 @@ pub fn message(e: &SecurityEvent) -> Value {
     };
     m.insert("Type".into(), json!([kind]));
     m.insert("Category".into(), json!([e.category]));
-    let malicious = e.kind == Kind::Alert
-        && ["Malware", "Access", "Recon", "Sabotage", "Fraud", "Theft"].iter().any(|p| e.category.starts_with(p));
+    let malicious =
+        e.kind == Kind::Alert && ["Malware", "Access", "Recon", "Sabotage", "Fraud", "Theft"].iter().any(|p| e.category.starts_with(p));
     m.insert("Cause".into(), json!(if malicious { "Malicious" } else { "Unknown" }));
     m.insert("Description".into(), json!(e.title));
     if let Some(d) = &e.description {
@@ -145,8 +145,7 @@ fn endpoint(ep: &Endpoint, is_source: bool) -> Option<Map<String, Value>> {
 
 /// IANA service names: letters and digits, single inner hyphens.
 fn valid_service_name(s: &str) -> bool {
-    !s.is_empty()
-        && s.split('-').all(|part| !part.is_empty() && part.chars().all(|c| c.is_ascii_alphanumeric()))
+    !s.is_empty() && s.split('-').all(|part| !part.is_empty() && part.chars().all(|c| c.is_ascii_alphanumeric()))
 }
 
 pub const VERSION_V04: &str = "2.D.V04";

@@ -139,9 +139,7 @@ impl Format {
             }
             Format::Ecs => serde_json::to_writer(&mut *out, &ecs::document(model())).expect("writing to a Vec cannot fail"),
             Format::Idmefv2 => serde_json::to_writer(&mut *out, &idmefv2::message(model())).expect("writing to a Vec cannot fail"),
-            Format::Idmefv2V04 => {
-                serde_json::to_writer(&mut *out, &idmefv2::message_v04(model())).expect("writing to a Vec cannot fail")
-            }
+            Format::Idmefv2V04 => serde_json::to_writer(&mut *out, &idmefv2::message_v04(model())).expect("writing to a Vec cannot fail"),
             Format::Cef | Format::Leef => {
                 let mut text = String::with_capacity(512);
                 if *self == Format::Cef {

@@ -51,11 +51,8 @@ impl Mapping {
 
     /// Runs the program on a vendor event and returns what it left in `.`.
     pub fn apply(&self, raw: &Value) -> Result<Value, String> {
-        let mut target = TargetValue {
-            value: raw.clone().into(),
-            metadata: vrl::value::Value::Object(Default::default()),
-            secrets: Secrets::default(),
-        };
+        let mut target =
+            TargetValue { value: raw.clone().into(), metadata: vrl::value::Value::Object(Default::default()), secrets: Secrets::default() };
         let mut state = RuntimeState::default();
         let timezone = TimeZone::default();
         let mut ctx = Context::new(&mut target, &mut state, &timezone);
@@ -74,10 +71,11 @@ pub fn apply_overrides(m: &Value, e: &mut SecurityEvent) {
         e.description = Some(d);
     }
     if let Some(s) = str_at(m, "severity")
-        && let Some(level) = level_from_word(&s) {
-            e.severity.level = level;
-            e.severity.original = s;
-        }
+        && let Some(level) = level_from_word(&s)
+    {
+        e.severity.level = level;
+        e.severity.original = s;
+    }
     if let Some(k) = str_at(m, "kind").and_then(|k| serde_json::from_value::<Kind>(Value::String(k)).ok()) {
         e.kind = k;
     }

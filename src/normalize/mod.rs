@@ -25,7 +25,8 @@ pub fn normalize_reporting(event: &Event) -> (SecurityEvent, Option<NormalizeErr
         Err(err) => {
             let raw: Value = serde_json::from_str(event.raw.get()).unwrap_or(Value::Null);
             let raw = if raw.is_object() { raw } else { serde_json::json!({ "value": raw }) };
-            let mut e = normalize_value("json", raw, &event.id, &event.tenant, event.received_at).expect("the generic decoder accepts any object");
+            let mut e =
+                normalize_value("json", raw, &event.id, &event.tenant, event.received_at).expect("the generic decoder accepts any object");
             e.vendor = event.vendor.to_string();
             e.description = Some(format!("{} decoder: {err}", event.vendor));
             (e, Some(err))

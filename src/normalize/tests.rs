@@ -7,10 +7,10 @@ use chrono::Utc;
 use serde_json::Value;
 
 use super::*;
-use crate::model::*;
-use crate::vendors::wazuh;
 use crate::decode::{Decoder, Origin};
 use crate::encode::{ecs, idmefv2};
+use crate::model::*;
+use crate::vendors::wazuh;
 
 /// A vendor's folder, holding its `fixtures/` and `golden/` outputs.
 fn vendor_dir(vendor: &str) -> PathBuf {
@@ -92,8 +92,13 @@ fn ecs_documents_have_the_core_fields() {
 #[test]
 fn suricata_severity_1_is_the_most_severe_and_icmp_without_ports_works() {
     let origin = Origin { tenant: "t".into(), source: "s".into(), vendor: "suricata".into() };
-    let line = |sev: u8| format!(r#"{{"timestamp":"2024-01-01T00:00:00.000000+0000","event_type":"alert","src_ip":"10.0.0.1","dest_ip":"10.0.0.2","proto":"ICMP","alert":{{"signature":"ping","category":"Misc activity","severity":{sev}}}}}"#);
-    let level = |sev| normalize(&Decoder::named("suricata").decode_line(&line(sev), &origin, Utc::now()).unwrap()[0]).unwrap().severity.level;
+    let line = |sev: u8| {
+        format!(
+            r#"{{"timestamp":"2024-01-01T00:00:00.000000+0000","event_type":"alert","src_ip":"10.0.0.1","dest_ip":"10.0.0.2","proto":"ICMP","alert":{{"signature":"ping","category":"Misc activity","severity":{sev}}}}}"#
+        )
+    };
+    let level =
+        |sev| normalize(&Decoder::named("suricata").decode_line(&line(sev), &origin, Utc::now()).unwrap()[0]).unwrap().severity.level;
     assert_eq!(level(1), Level::High);
     assert_eq!(level(3), Level::Low);
     assert!(level(1) > level(2) && level(2) > level(3));
@@ -133,7 +138,9 @@ fn missing_required_field_names_it() {
 
 #[test]
 fn undecodable_input_still_reaches_the_sink_with_its_reason() {
-    let ev = Decoder::named("wazuh").decode_line(r#"{"no_rule": true}"#, &Origin { tenant: "t".into(), source: "s".into(), vendor: "wazuh".into() }, Utc::now()).unwrap();
+    let ev = Decoder::named("wazuh")
+        .decode_line(r#"{"no_rule": true}"#, &Origin { tenant: "t".into(), source: "s".into(), vendor: "wazuh".into() }, Utc::now())
+        .unwrap();
     let e = normalize_lossless(&ev[0]);
     assert!(e.description.unwrap().contains("rule.level"));
     assert_eq!(e.raw["no_rule"], true);
@@ -144,7 +151,8 @@ fn undecodable_input_still_reaches_the_sink_with_its_reason() {
 
 #[test]
 fn withsecure_golden() {
-    let raw: Value = serde_json::from_str(&std::fs::read_to_string(vendor_dir("withsecure").join("fixtures/deep-guard-event.json")).unwrap()).unwrap();
+    let raw: Value =
+        serde_json::from_str(&std::fs::read_to_string(vendor_dir("withsecure").join("fixtures/deep-guard-event.json")).unwrap()).unwrap();
     let e = normalize_value("withsecure", raw, "x", "acme", Utc::now()).unwrap();
     assert_eq!(e.id, "0c4b2fe9-c1d7-36d5-bec0-ad6ffb896669_46");
     assert_eq!(e.severity.level, Level::Medium);
@@ -194,7 +202,12 @@ mod properties {
     }
 
     fn file() -> impl Strategy<Value = File> {
-        (proptest::option::of(".*"), proptest::option::of(any::<u64>()), proptest::collection::vec("[0-9a-f]{20,64}", 0..3), proptest::collection::vec(".*", 0..2))
+        (
+            proptest::option::of(".*"),
+            proptest::option::of(any::<u64>()),
+            proptest::collection::vec("[0-9a-f]{20,64}", 0..3),
+            proptest::collection::vec(".*", 0..2),
+        )
             .prop_map(|(path, size, hashes, detections)| File {
                 path,
                 size,
@@ -287,17 +300,30 @@ mod properties {
             ".*".prop_map(serde_json::Value::from),
         ];
         let keys = prop_oneof![
-            Just("engine".to_string()), Just("event_type".to_string()), Just("rule".to_string()), Just("level".to_string()),
-            Just("transaction".to_string()), Just("messages".to_string()), Just("labels".to_string()),
-            Just("alertname".to_string()), Just("name".to_string()), Just("MN".to_string()), Just("alert".to_string()),
-            Just("severity".to_string()), Just("src_ip".to_string()), Just("Viruses".to_string()), Just("timestamp".to_string()),
-            Just("kismet.alert.header".to_string()), Just("syscheck".to_string()), Just("mitre".to_string()), ".*".prop_map(|s: String| s),
+            Just("engine".to_string()),
+            Just("event_type".to_string()),
+            Just("rule".to_string()),
+            Just("level".to_string()),
+            Just("transaction".to_string()),
+            Just("messages".to_string()),
+            Just("labels".to_string()),
+            Just("alertname".to_string()),
+            Just("name".to_string()),
+            Just("MN".to_string()),
+            Just("alert".to_string()),
+            Just("severity".to_string()),
+            Just("src_ip".to_string()),
+            Just("Viruses".to_string()),
+            Just("timestamp".to_string()),
+            Just("kismet.alert.header".to_string()),
+            Just("syscheck".to_string()),
+            Just("mitre".to_string()),
+            ".*".prop_map(|s: String| s),
         ];
         let tree = leaf.prop_recursive(4, 64, 8, move |inner| {
             prop_oneof![
                 proptest::collection::vec(inner.clone(), 0..6).prop_map(serde_json::Value::Array),
-                proptest::collection::btree_map(keys.clone(), inner, 0..8)
-                    .prop_map(|m| serde_json::Value::Object(m.into_iter().collect())),
+                proptest::collection::btree_map(keys.clone(), inner, 0..8).prop_map(|m| serde_json::Value::Object(m.into_iter().collect())),
             ]
         });
         proptest::collection::btree_map(".*", tree, 0..6).prop_map(|m| serde_json::Value::Object(m.into_iter().collect()))
@@ -320,7 +346,8 @@ fn vrl_mapping_fills_the_model_for_an_unknown_tool() {
         }
     "#;
     let mapping = mapping::Mapping::compile(program).unwrap();
-    let raw = serde_json::json!({"usr": "bob", "lvl": 7, "when": "2025-03-01T10:00:00Z", "from": "198.51.100.7", "sport": 5555, "host": "db1"});
+    let raw =
+        serde_json::json!({"usr": "bob", "lvl": 7, "when": "2025-03-01T10:00:00Z", "from": "198.51.100.7", "sport": 5555, "host": "db1"});
     let mapped = mapping.apply(&raw).unwrap();
     let mut event = Decoder::named("json")
         .decode_line(&raw.to_string(), &Origin { tenant: "t".into(), source: "s".into(), vendor: "json".into() }, Utc::now())
@@ -367,7 +394,13 @@ fn golden_outputs_of_every_fixture() {
         let decoder = Decoder::parse(vendor).unwrap();
         let origin = Origin { tenant: "acme".into(), source: vendor.into(), vendor: vendor.into() };
         let events: Vec<_> = inputs(vendor).iter().flat_map(|l| decoder.decode_line(l, &origin, now).unwrap()).collect();
-        let formats = [(Format::Event, "event.jsonl"), (Format::Idmefv2, "idmefv2.jsonl"), (Format::Ecs, "ecs.jsonl"), (Format::Cef, "cef"), (Format::Leef, "leef")];
+        let formats = [
+            (Format::Event, "event.jsonl"),
+            (Format::Idmefv2, "idmefv2.jsonl"),
+            (Format::Ecs, "ecs.jsonl"),
+            (Format::Cef, "cef"),
+            (Format::Leef, "leef"),
+        ];
         for (format, name) in formats {
             let mut out = Vec::new();
             for e in &events {
@@ -388,7 +421,17 @@ fn golden_outputs_of_every_fixture() {
 
 #[test]
 fn kind_names_match_their_serde_names() {
-    for kind in [Kind::Alert, Kind::SecurityEvent, Kind::Anomaly, Kind::RiskAssessment, Kind::ComplianceCheck, Kind::Telemetry, Kind::Inventory, Kind::Audit, Kind::Workflow] {
+    for kind in [
+        Kind::Alert,
+        Kind::SecurityEvent,
+        Kind::Anomaly,
+        Kind::RiskAssessment,
+        Kind::ComplianceCheck,
+        Kind::Telemetry,
+        Kind::Inventory,
+        Kind::Audit,
+        Kind::Workflow,
+    ] {
         assert_eq!(serde_json::to_value(kind).unwrap(), kind.as_str());
     }
 }

@@ -68,11 +68,7 @@ impl Emitter {
         let mut acks = Vec::with_capacity(handles.len());
         for (name, handle) in handles {
             let (ack, rx) = oneshot::channel();
-            handle
-                .tx
-                .send(Delivery { events: events.clone(), ack })
-                .await
-                .map_err(|_| anyhow!("sink `{name}` stopped"))?;
+            handle.tx.send(Delivery { events: events.clone(), ack }).await.map_err(|_| anyhow!("sink `{name}` stopped"))?;
             acks.push(rx.map(move |r| r.unwrap_or_else(|_| Err(anyhow!("sink `{name}` stopped before acknowledging")))));
         }
         Ok(try_join_all(acks).map(|r| r.map(|_| ())).boxed())

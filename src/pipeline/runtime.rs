@@ -265,7 +265,8 @@ async fn supervise(settings: std::sync::Arc<dyn crate::sources::SourceSettings>,
         match result {
             Ok(()) => return,
             Err(e) => {
-                metrics::counter!("sluice_source_errors_total", "tenant" => ctx.tenant.to_string(), "source" => ctx.source.to_string()).increment(1);
+                metrics::counter!("sluice_source_errors_total", "tenant" => ctx.tenant.to_string(), "source" => ctx.source.to_string())
+                    .increment(1);
                 tracing::error!(tenant = %ctx.tenant, source = %ctx.source, error = %format!("{e:#}"), retry_in = ?delay, "source failed");
             }
         }

@@ -38,7 +38,8 @@ const OUTBOX_RETRY: RetryPolicy =
 
 pub fn spawn(name: String, sink: Box<dyn Sink>, store: Store, policy: SinkPolicy, status: Arc<SinkStatus>) -> (SinkHandle, JoinHandle<()>) {
     let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
-    let worker = Worker { name, sink, store, policy, status, failures: 0, backlog: false, failing: false, retry_at: Instant::now(), prefetch: None };
+    let worker =
+        Worker { name, sink, store, policy, status, failures: 0, backlog: false, failing: false, retry_at: Instant::now(), prefetch: None };
     let join = tokio::spawn(worker.run(rx));
     (SinkHandle { tx }, join)
 }
@@ -246,7 +247,8 @@ impl Worker {
         let sent = count as u64 - written.dead_lettered.min(count as u64);
         self.status.delivered(sent);
         metrics::counter!("sluice_sink_events_total", "sink" => self.name.clone()).increment(sent);
-        metrics::gauge!("sluice_sink_last_success_timestamp_seconds", "sink" => self.name.clone()).set(chrono::Utc::now().timestamp() as f64);
+        metrics::gauge!("sluice_sink_last_success_timestamp_seconds", "sink" => self.name.clone())
+            .set(chrono::Utc::now().timestamp() as f64);
         if written.dead_lettered > 0 {
             let reason = written.dead_letter_reason.as_deref().unwrap_or("refused");
             self.status.dead_lettered(written.dead_lettered, reason);
@@ -319,8 +321,13 @@ mod tests {
         Arc::new(
             range
                 .map(|n| {
-                    Event::hashed("t".into(), "s".into(), "json".into(), chrono::Utc::now(),
-                        serde_json::value::RawValue::from_string(format!("{n}")).unwrap())
+                    Event::hashed(
+                        "t".into(),
+                        "s".into(),
+                        "json".into(),
+                        chrono::Utc::now(),
+                        serde_json::value::RawValue::from_string(format!("{n}")).unwrap(),
+                    )
                 })
                 .collect(),
         )
@@ -416,8 +423,13 @@ mod tests {
         let events: Vec<Event> = ["low", "high", "critical", "info"]
             .iter()
             .map(|sev| {
-                Event::hashed("t".into(), "s".into(), "json".into(), chrono::Utc::now(),
-                    serde_json::value::RawValue::from_string(format!("{{\"severity\":\"{sev}\"}}")).unwrap())
+                Event::hashed(
+                    "t".into(),
+                    "s".into(),
+                    "json".into(),
+                    chrono::Utc::now(),
+                    serde_json::value::RawValue::from_string(format!("{{\"severity\":\"{sev}\"}}")).unwrap(),
+                )
             })
             .collect();
         send(&handle, Arc::new(events)).await.unwrap();

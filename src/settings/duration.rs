@@ -25,8 +25,7 @@ pub fn parse(text: &str) -> Result<Duration, String> {
     if let Ok(secs) = text.trim().parse::<u64>() {
         return Ok(Duration::from_secs(secs));
     }
-    humantime::parse_duration(text)
-        .map_err(|e| format!("invalid duration `{text}` ({e}); use e.g. `30s`, `5m`, `1h` or seconds"))
+    humantime::parse_duration(text).map_err(|e| format!("invalid duration `{text}` ({e}); use e.g. `30s`, `5m`, `1h` or seconds"))
 }
 
 pub mod option {

@@ -16,11 +16,7 @@ pub struct ConfigError {
 
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.path.is_empty() {
-            write!(f, "{}", self.message)
-        } else {
-            write!(f, "{}: {}", self.path, self.message)
-        }
+        if self.path.is_empty() { write!(f, "{}", self.message) } else { write!(f, "{}: {}", self.path, self.message) }
     }
 }
 
@@ -43,12 +39,13 @@ pub fn parse_at<T: DeserializeOwned>(value: Value, prefix: &str, errors: &mut Ve
             let mut message = e.into_inner().to_string();
             // "unknown field `x`, expected …": the path already ends in `x`; don't say it twice.
             if let Some(rest) = message.strip_prefix("unknown field `")
-                && let Some((field, tail)) = rest.split_once('`') {
-                    if !path.ends_with(field) {
-                        path = join_path(&path, field);
-                    }
-                    message = format!("unknown field{tail}");
+                && let Some((field, tail)) = rest.split_once('`')
+            {
+                if !path.ends_with(field) {
+                    path = join_path(&path, field);
                 }
+                message = format!("unknown field{tail}");
+            }
             errors.push(ConfigError { path, message });
             None
         }
@@ -66,10 +63,7 @@ fn join_path(prefix: &str, inner: &str) -> String {
 
 /// The names of the variants a `type:` accepts, for error messages.
 pub fn unknown_type(path: &str, what: &str, kind: &str, known: &[&str]) -> ConfigError {
-    ConfigError::at(
-        format!("{path}.type"),
-        format!("unknown {what} type `{kind}`, expected one of: {}", known.join(", ")),
-    )
+    ConfigError::at(format!("{path}.type"), format!("unknown {what} type `{kind}`, expected one of: {}", known.join(", ")))
 }
 
 /// Records what a settings struct's own checks found, under `path`; true when nothing was.
@@ -81,3 +75,6 @@ pub fn report(problems: Vec<(&'static str, String)>, path: &str, errors: &mut Ve
     }
     clean
 }
+
+/// Parses one `type:`'s settings at a path, recording errors: what a registry entry holds.
+pub type ParseFn<T> = fn(Value, &str, &mut Vec<ConfigError>) -> Option<T>;

@@ -55,15 +55,12 @@ impl PathTemplate {
                 rest = stripped;
                 continue;
             }
-            let (name, part) = VARIABLES
-                .iter()
-                .find(|(name, _)| after.starts_with(name))
-                .ok_or_else(|| {
-                    format!(
-                        "unknown variable at `%{}`; known: %TAG %TENANCY %UUID %YYYY %MM %DD %hh %mm %ss (write %% for a literal %)",
-                        after.chars().take(8).collect::<String>()
-                    )
-                })?;
+            let (name, part) = VARIABLES.iter().find(|(name, _)| after.starts_with(name)).ok_or_else(|| {
+                format!(
+                    "unknown variable at `%{}`; known: %TAG %TENANCY %UUID %YYYY %MM %DD %hh %mm %ss (write %% for a literal %)",
+                    after.chars().take(8).collect::<String>()
+                )
+            })?;
             if !literal.is_empty() {
                 parts.push(Part::Literal(std::mem::take(&mut literal)));
             }

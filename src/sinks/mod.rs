@@ -19,8 +19,8 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use crate::event::Batch;
-use crate::settings::error::{ConfigError, parse_at, report, unknown_type};
 use crate::settings::AnySettings;
+use crate::settings::error::{ConfigError, ParseFn, parse_at, report, unknown_type};
 use crate::store::Store;
 use policy::SinkPolicy;
 
@@ -80,7 +80,7 @@ impl dyn SinkSettings {
 /// One entry of [`SINK_TYPES`].
 pub struct SinkType {
     pub name: &'static str,
-    parse: fn(Value, &str, &mut Vec<ConfigError>) -> Option<Arc<dyn SinkSettings>>,
+    parse: ParseFn<Arc<dyn SinkSettings>>,
 }
 
 impl SinkType {
@@ -89,7 +89,11 @@ impl SinkType {
     }
 }
 
-fn parse_settings<T: SinkSettings + DeserializeOwned>(value: Value, path: &str, errors: &mut Vec<ConfigError>) -> Option<Arc<dyn SinkSettings>> {
+fn parse_settings<T: SinkSettings + DeserializeOwned>(
+    value: Value,
+    path: &str,
+    errors: &mut Vec<ConfigError>,
+) -> Option<Arc<dyn SinkSettings>> {
     let settings: T = parse_at(value, path, errors)?;
     report(settings.problems(), path, errors).then(|| Arc::new(settings) as Arc<dyn SinkSettings>)
 }

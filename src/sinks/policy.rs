@@ -7,8 +7,8 @@ use std::time::Duration;
 use rand::Rng;
 use serde::Deserialize;
 
-use crate::settings::{ConfigError, duration, parse_at};
 use crate::model::{Kind, Level, SecurityEvent};
+use crate::settings::{ConfigError, duration, parse_at};
 
 pub const KEYS: &[&str] = &["batch", "retry", "filter", "outbox", "health"];
 
@@ -184,7 +184,8 @@ mod tests {
 
     #[test]
     fn split_respects_both_limits_and_keeps_oversized_items_alone() {
-        let policy = BatchPolicy { max_events: NonZeroUsize::new(3).unwrap(), max_bytes: NonZeroUsize::new(10).unwrap(), ..Default::default() };
+        let policy =
+            BatchPolicy { max_events: NonZeroUsize::new(3).unwrap(), max_bytes: NonZeroUsize::new(10).unwrap(), ..Default::default() };
         let items = vec![(1, 4), (2, 4), (3, 4), (4, 1), (5, 1), (6, 1), (7, 1), (8, 50), (9, 1)];
         assert_eq!(policy.split(items), vec![vec![1, 2], vec![3, 4, 5], vec![6, 7], vec![8], vec![9]]);
     }

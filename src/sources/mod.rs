@@ -13,8 +13,8 @@ use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 use crate::pipeline::Emitter;
-use crate::settings::error::{ConfigError, parse_at, report, unknown_type};
 use crate::settings::AnySettings;
+use crate::settings::error::{ConfigError, ParseFn, parse_at, report, unknown_type};
 use crate::store::Store;
 
 /// Every source type, by its `type:` name. A new source is a folder with its settings and code,
@@ -65,7 +65,7 @@ impl dyn SourceSettings {
 /// One entry of [`SOURCE_TYPES`].
 pub struct SourceType {
     pub name: &'static str,
-    parse: fn(Value, &str, &mut Vec<ConfigError>) -> Option<Arc<dyn SourceSettings>>,
+    parse: ParseFn<Arc<dyn SourceSettings>>,
 }
 
 impl SourceType {
@@ -74,7 +74,11 @@ impl SourceType {
     }
 }
 
-fn parse_settings<T: SourceSettings + DeserializeOwned>(value: Value, path: &str, errors: &mut Vec<ConfigError>) -> Option<Arc<dyn SourceSettings>> {
+fn parse_settings<T: SourceSettings + DeserializeOwned>(
+    value: Value,
+    path: &str,
+    errors: &mut Vec<ConfigError>,
+) -> Option<Arc<dyn SourceSettings>> {
     let settings: T = parse_at(value, path, errors)?;
     report(settings.problems(), path, errors).then(|| Arc::new(settings) as Arc<dyn SourceSettings>)
 }

@@ -33,14 +33,7 @@ pub struct UsageRow {
 }
 
 fn token_row(r: &rusqlite::Row) -> rusqlite::Result<TokenRecord> {
-    Ok(TokenRecord {
-        id: r.get(0)?,
-        role: r.get(1)?,
-        tenant: r.get(2)?,
-        name: r.get(3)?,
-        created_at: r.get(4)?,
-        revoked_at: r.get(5)?,
-    })
+    Ok(TokenRecord { id: r.get(0)?, role: r.get(1)?, tenant: r.get(2)?, name: r.get(3)?, created_at: r.get(4)?, revoked_at: r.get(5)? })
 }
 
 /// How a webhook alert was taken.
@@ -56,7 +49,8 @@ pub enum AlertInsert {
 
 impl Store {
     pub async fn create_token(&self, id: &str, hash: &str, role: &str, tenant: Option<&str>, name: &str) -> anyhow::Result<()> {
-        let (id, hash, role, tenant, name) = (id.to_string(), hash.to_string(), role.to_string(), tenant.map(str::to_string), name.to_string());
+        let (id, hash, role, tenant, name) =
+            (id.to_string(), hash.to_string(), role.to_string(), tenant.map(str::to_string), name.to_string());
         self.with(move |c| {
             c.execute(
                 "INSERT INTO api_tokens (id, hash, role, tenant, name, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
@@ -141,7 +135,9 @@ impl Store {
                 return Ok(AlertInsert::New);
             }
             let routed: i64 =
-                c.query_row("SELECT routed FROM wazuh_alerts WHERE tenant = ?1 AND alert_id = ?2", params![tenant, alert_id], |r| r.get(0))?;
+                c.query_row("SELECT routed FROM wazuh_alerts WHERE tenant = ?1 AND alert_id = ?2", params![tenant, alert_id], |r| {
+                    r.get(0)
+                })?;
             Ok(if routed == 1 { AlertInsert::Duplicate } else { AlertInsert::NotRouted })
         })
         .await
@@ -168,7 +164,8 @@ impl Store {
         before: Option<(String, String)>,
         limit: usize,
     ) -> anyhow::Result<Vec<StoredAlert>> {
-        let (tenant, agent_id, since, until) = (tenant.to_string(), agent_id.map(str::to_string), since.map(str::to_string), until.map(str::to_string));
+        let (tenant, agent_id, since, until) =
+            (tenant.to_string(), agent_id.map(str::to_string), since.map(str::to_string), until.map(str::to_string));
         let (before_time, before_id) = before.unzip();
         self.with(move |c| {
             let mut stmt = c.prepare_cached(

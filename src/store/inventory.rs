@@ -116,8 +116,7 @@ impl Store {
                     "SELECT item, source, first_seen, updated_at, removed_at FROM wazuh_agents \
                      WHERE tenant = ?1 AND agent_id = ?2 ORDER BY source",
                 )?;
-                let rows =
-                    stmt.query_map(params![tenant, id], |r| Ok((Stored::read(r)?, Some(r.get::<_, Option<String>>(4)?))))?;
+                let rows = stmt.query_map(params![tenant, id], |r| Ok((Stored::read(r)?, Some(r.get::<_, Option<String>>(4)?))))?;
                 rows.collect::<rusqlite::Result<Vec<_>>>()
             })
             .await?;
@@ -125,13 +124,7 @@ impl Store {
     }
 
     /// An agent's FIM files ordered by path (then source).
-    pub async fn wazuh_syscheck(
-        &self,
-        tenant: &str,
-        agent_id: &str,
-        after: Option<&str>,
-        limit: usize,
-    ) -> anyhow::Result<WazuhPage> {
+    pub async fn wazuh_syscheck(&self, tenant: &str, agent_id: &str, after: Option<&str>, limit: usize) -> anyhow::Result<WazuhPage> {
         let [path, source] = cursor(after)?;
         let limit = page_limit(limit);
         let (tenant, id) = (tenant.to_string(), agent_id.to_string());
@@ -151,13 +144,7 @@ impl Store {
     }
 
     /// An agent's packages ordered by name, version, architecture (then source).
-    pub async fn wazuh_packages(
-        &self,
-        tenant: &str,
-        agent_id: &str,
-        after: Option<&str>,
-        limit: usize,
-    ) -> anyhow::Result<WazuhPage> {
+    pub async fn wazuh_packages(&self, tenant: &str, agent_id: &str, after: Option<&str>, limit: usize) -> anyhow::Result<WazuhPage> {
         let [name, version, architecture, source] = cursor(after)?;
         let limit = page_limit(limit);
         let (tenant, id) = (tenant.to_string(), agent_id.to_string());
@@ -241,9 +228,7 @@ fn save_packages(tx: &Transaction, s: &Scope, listing: &WazuhListing) -> rusqlit
         return Ok(());
     }
     let stored: Vec<[String; 3]> = tx
-        .prepare_cached(
-            "SELECT name, version, architecture FROM wazuh_packages WHERE tenant = ?1 AND agent_id = ?2 AND source = ?3",
-        )?
+        .prepare_cached("SELECT name, version, architecture FROM wazuh_packages WHERE tenant = ?1 AND agent_id = ?2 AND source = ?3")?
         .query_map(params![s.tenant, s.agent, s.source], |r| Ok([r.get(0)?, r.get(1)?, r.get(2)?]))?
         .collect::<rusqlite::Result<_>>()?;
     let mut delete = tx.prepare_cached(
@@ -266,16 +251,7 @@ fn save_files(tx: &Transaction, s: &Scope, listing: &WazuhListing) -> rusqlite::
     )?;
     for item in &listing.items {
         let path = text(item, "file").unwrap_or_default();
-        upsert.execute(params![
-            s.tenant,
-            s.source,
-            s.agent,
-            path,
-            text(item, "sha256"),
-            date(item, "mtime"),
-            item.to_string(),
-            s.ts
-        ])?;
+        upsert.execute(params![s.tenant, s.source, s.agent, path, text(item, "sha256"), date(item, "mtime"), item.to_string(), s.ts])?;
         seen.insert(path);
     }
     if !listing.complete {
@@ -285,8 +261,7 @@ fn save_files(tx: &Transaction, s: &Scope, listing: &WazuhListing) -> rusqlite::
         .prepare_cached("SELECT path FROM wazuh_files WHERE tenant = ?1 AND agent_id = ?2 AND source = ?3")?
         .query_map(params![s.tenant, s.agent, s.source], |r| r.get(0))?
         .collect::<rusqlite::Result<_>>()?;
-    let mut delete =
-        tx.prepare_cached("DELETE FROM wazuh_files WHERE tenant = ?1 AND agent_id = ?2 AND source = ?3 AND path = ?4")?;
+    let mut delete = tx.prepare_cached("DELETE FROM wazuh_files WHERE tenant = ?1 AND agent_id = ?2 AND source = ?3 AND path = ?4")?;
     for path in stored.iter().filter(|p| !seen.contains(*p)) {
         delete.execute(params![s.tenant, s.agent, s.source, path])?;
     }
@@ -460,12 +435,7 @@ mod tests {
 
         // An incomplete listing adds and updates but deletes nothing.
         store
-            .wazuh_save_agent(
-                "t",
-                "w",
-                agent("001", "2024-01-01T00:06:00Z"),
-                inventory(vec![package("zsh", "5.9")], vec![], false),
-            )
+            .wazuh_save_agent("t", "w", agent("001", "2024-01-01T00:06:00Z"), inventory(vec![package("zsh", "5.9")], vec![], false))
             .await
             .unwrap();
         assert_eq!(all_packages(&store, "001", 10).await.len(), 3);
@@ -508,9 +478,7 @@ mod tests {
         let mut after = None;
         loop {
             let page = store.wazuh_agents("t", after.as_deref(), 4).await.unwrap();
-            seen.extend(
-                page.items.iter().map(|a| format!("{}/{}", a["id"].as_str().unwrap(), a["sluice_source"].as_str().unwrap())),
-            );
+            seen.extend(page.items.iter().map(|a| format!("{}/{}", a["id"].as_str().unwrap(), a["sluice_source"].as_str().unwrap())));
             match page.next {
                 Some(n) => after = Some(n),
                 None => break,

@@ -35,8 +35,7 @@ pub struct Store {
 impl Store {
     /// Opens (creating if needed) `state_dir/sluice.db` and brings its schema up to date.
     pub fn open(state_dir: &Path) -> anyhow::Result<Store> {
-        std::fs::create_dir_all(state_dir)
-            .with_context(|| format!("creating state directory {}", state_dir.display()))?;
+        std::fs::create_dir_all(state_dir).with_context(|| format!("creating state directory {}", state_dir.display()))?;
         let path = state_dir.join("sluice.db");
         // Another process may be creating or migrating the same store (the daemon next to
         // `sluice status`): switching a new file to WAL can answer "busy" without waiting.
@@ -82,12 +81,8 @@ impl Store {
     pub async fn checkpoint(&self, tenant: &str, source: &str, key: &str) -> anyhow::Result<Option<String>> {
         let (t, s, k) = (tenant.to_string(), source.to_string(), key.to_string());
         self.with(move |c| {
-            c.query_row(
-                "SELECT value FROM checkpoints WHERE tenant = ?1 AND source = ?2 AND key = ?3",
-                params![t, s, k],
-                |r| r.get(0),
-            )
-            .optional()
+            c.query_row("SELECT value FROM checkpoints WHERE tenant = ?1 AND source = ?2 AND key = ?3", params![t, s, k], |r| r.get(0))
+                .optional()
         })
         .await
     }
@@ -161,8 +156,7 @@ impl Store {
     /// Removes a sink's outbox rows up to and including `last_id` (they were delivered).
     pub async fn outbox_ack(&self, sink: &str, last_id: i64) -> anyhow::Result<()> {
         let sink = sink.to_string();
-        self.with(move |c| c.execute("DELETE FROM outbox WHERE sink = ?1 AND id <= ?2", params![sink, last_id]).map(|_| ()))
-            .await
+        self.with(move |c| c.execute("DELETE FROM outbox WHERE sink = ?1 AND id <= ?2", params![sink, last_id]).map(|_| ())).await
     }
 
     /// Records an event a sink refused for good, with the reason.
@@ -325,8 +319,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
         let ev = |n: u32| {
-            Event::hashed("t".into(), "s".into(), "json".into(), chrono::Utc::now(),
-                serde_json::value::RawValue::from_string(format!("{{\"n\":{n}}}")).unwrap())
+            Event::hashed(
+                "t".into(),
+                "s".into(),
+                "json".into(),
+                chrono::Utc::now(),
+                serde_json::value::RawValue::from_string(format!("{{\"n\":{n}}}")).unwrap(),
+            )
         };
         let batch = |events: Vec<Event>| vec![std::sync::Arc::new(events)];
         store.outbox_push("a", &batch(vec![ev(1), ev(2)])).await.unwrap();

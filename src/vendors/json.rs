@@ -7,8 +7,7 @@ use super::Vendor;
 use crate::model::*;
 use crate::vendors::fields::*;
 
-pub static VENDOR: Vendor =
-    Vendor::object_per_line("json", "any JSON object per line", "`severity`/`level` words if present", normalize);
+pub static VENDOR: Vendor = Vendor::object_per_line("json", "any JSON object per line", "`severity`/`level` words if present", normalize);
 
 pub fn normalize(raw: &Value, e: &mut SecurityEvent) -> Result<(), NormalizeError> {
     if let Some(t) = ["@timestamp", "timestamp", "time", "ts"].iter().find_map(|k| str_at(raw, k).and_then(|s| parse_time(&s))) {

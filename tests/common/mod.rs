@@ -54,7 +54,11 @@ impl Sluice {
 
     /// Waits until the log contains `needle`.
     pub fn wait_log(&self, needle: &str) {
-        wait_until(Duration::from_secs(20), || self.log_text().contains(needle), || format!("log never said {needle:?}:\n{}", self.log_text()));
+        wait_until(
+            Duration::from_secs(20),
+            || self.log_text().contains(needle),
+            || format!("log never said {needle:?}:\n{}", self.log_text()),
+        );
     }
 }
 

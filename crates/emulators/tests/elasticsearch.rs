@@ -129,7 +129,8 @@ async fn url_index_is_the_default_and_refresh_is_reported() {
 #[tokio::test]
 async fn create_replays_conflict() {
     let es = Es::new(EsConfig::default()).await;
-    let body = "{\"create\":{\"_index\":\"logs\",\"_id\":\"abc\"}}\n{\"m\":1}\n{\"create\":{\"_index\":\"logs\",\"_id\":\"def\"}}\n{\"m\":2}\n";
+    let body =
+        "{\"create\":{\"_index\":\"logs\",\"_id\":\"abc\"}}\n{\"m\":1}\n{\"create\":{\"_index\":\"logs\",\"_id\":\"def\"}}\n{\"m\":2}\n";
     assert_eq!(es.bulk(body).await.items()["errors"], false);
     let replay = es.bulk(body).await.items();
     assert_eq!(replay["errors"], true);
@@ -216,9 +217,8 @@ async fn malformed_bodies_reject_the_whole_request() {
         unterminated.text,
         r#"{"error":{"root_cause":[{"type":"illegal_argument_exception","reason":"The bulk request must be terminated by a newline [\\n]"}],"type":"illegal_argument_exception","reason":"The bulk request must be terminated by a newline [\\n]"},"status":400}"#
     );
-    let broken = es
-        .bulk("{\"index\":{\"_index\":\"a\",\"_id\":\"1\"}}\n{\"x\":1}\n{\"index\":{\"_index\":\"a\" \"_id\":\"2\"}}\n{}\n")
-        .await;
+    let broken =
+        es.bulk("{\"index\":{\"_index\":\"a\",\"_id\":\"1\"}}\n{\"x\":1}\n{\"index\":{\"_index\":\"a\" \"_id\":\"2\"}}\n{}\n").await;
     assert_eq!(broken.status, 400);
     let body = broken.json();
     assert_eq!((&body["error"]["type"], &body["status"]), (&json!("x_content_parse_exception"), &json!(400)));
@@ -254,12 +254,8 @@ async fn content_type_is_required() {
     let missing = es.send(es.http.post(es.url("/_bulk")).body(body)).await;
     assert_eq!((missing.status, missing.json()), (406, json!({"error":"Content-Type header is missing","status":406})));
     let text = es.send(es.http.post(es.url("/_bulk")).header("Content-Type", "text/plain").body(body)).await;
-    assert_eq!(
-        (text.status, text.json()),
-        (406, json!({"error":"Content-Type header [text/plain] is not supported","status":406}))
-    );
-    let json_type =
-        es.send(es.http.post(es.url("/_bulk")).header("Content-Type", "application/json; charset=UTF-8").body(body)).await;
+    assert_eq!((text.status, text.json()), (406, json!({"error":"Content-Type header [text/plain] is not supported","status":406})));
+    let json_type = es.send(es.http.post(es.url("/_bulk")).header("Content-Type", "application/json; charset=UTF-8").body(body)).await;
     assert_eq!(json_type.status, 200);
 }
 
@@ -440,10 +436,7 @@ async fn count_and_get() {
 async fn cluster_info_and_health() {
     let es = Es::new(EsConfig::default()).await;
     let root = es.get("/").await;
-    assert_eq!(
-        (root.status, &root.headers["x-elastic-product"]),
-        (200, &"Elasticsearch".parse::<reqwest::header::HeaderValue>().unwrap())
-    );
+    assert_eq!((root.status, &root.headers["x-elastic-product"]), (200, &"Elasticsearch".parse::<reqwest::header::HeaderValue>().unwrap()));
     let info = root.json();
     assert_eq!(info["version"]["number"], "8.15.0");
     assert_eq!(info["version"]["build_flavor"], "default");
@@ -566,7 +559,8 @@ async fn the_binary_serves_until_terminated() {
     let mut line = String::new();
     stdout.read_line(&mut line).unwrap();
     let url = line.trim().strip_prefix("listening on ").expect(&line).to_string();
-    let body = "{\"create\":{\"_index\":\"ds-x\",\"_id\":\"1\"}}\n{\"@timestamp\":1}\n{\"create\":{\"_index\":\"logs-a-b\",\"_id\":\"1\"}}\n{}\n";
+    let body =
+        "{\"create\":{\"_index\":\"ds-x\",\"_id\":\"1\"}}\n{\"@timestamp\":1}\n{\"create\":{\"_index\":\"logs-a-b\",\"_id\":\"1\"}}\n{}\n";
     let response = reqwest::Client::new()
         .post(format!("{url}/_bulk"))
         .basic_auth("admin", Some("secret"))

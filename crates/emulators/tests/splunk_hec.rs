@@ -48,8 +48,7 @@ impl Hec {
     }
 
     async fn events_on(&self, channel: &str, body: &str) -> Answer {
-        let request =
-            self.post(EVENT).header("Authorization", format!("Splunk {TOKEN}")).header("X-Splunk-Request-Channel", channel);
+        let request = self.post(EVENT).header("Authorization", format!("Splunk {TOKEN}")).header("X-Splunk-Request-Channel", channel);
         self.send(request.body(body.to_string())).await
     }
 
@@ -144,10 +143,7 @@ async fn invalid_envelopes_are_numbered_and_the_prefix_is_indexed() {
     let hec = Hec::new(HecConfig { allowed_indexes: vec!["main".into(), "security".into()], ..HecConfig::default() }).await;
     let cases: [(&str, Value); 5] = [
         (r#"{"event":"a0"}{"event":"a1"}{"event":"a2""#, json!({"text":"Invalid data format","code":6,"invalid-event-number":2})),
-        (
-            r#"{"event":"b0"}{"time":5}{"event":"b2"}"#,
-            json!({"text":"Event field is required","code":12,"invalid-event-number":1}),
-        ),
+        (r#"{"event":"b0"}{"time":5}{"event":"b2"}"#, json!({"text":"Event field is required","code":12,"invalid-event-number":1})),
         (r#"{"event":""}"#, json!({"text":"Event field cannot be blank","code":13,"invalid-event-number":0})),
         (
             r#"{"event":"d0","fields":{"ok":"1"}}{"event":"d1","fields":{"nested":{"a":1}}}"#,
@@ -176,16 +172,12 @@ async fn gzip_bodies() {
     let hec = Hec::new(HecConfig::default()).await;
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
     gz.write_all(br#"{"event":"zipped 1"} {"event":"zipped 2"}"#).unwrap();
-    let request = hec
-        .post(EVENT)
-        .header("Authorization", format!("Splunk {TOKEN}"))
-        .header("Content-Encoding", "gzip")
-        .body(gz.finish().unwrap());
+    let request =
+        hec.post(EVENT).header("Authorization", format!("Splunk {TOKEN}")).header("Content-Encoding", "gzip").body(gz.finish().unwrap());
     assert_answer(&hec.send(request).await, 200, json!({"text":"Success","code":0}));
     let events: Vec<Value> = hec.emulator.events().iter().map(|e| e["event"].clone()).collect();
     assert_eq!(events, ["zipped 1", "zipped 2"]);
-    let corrupt =
-        hec.post(EVENT).header("Authorization", format!("Splunk {TOKEN}")).header("Content-Encoding", "gzip").body("not gzip");
+    let corrupt = hec.post(EVENT).header("Authorization", format!("Splunk {TOKEN}")).header("Content-Encoding", "gzip").body("not gzip");
     assert_answer(&hec.send(corrupt).await, 400, json!({"text":"Invalid data format","code":6,"invalid-event-number":0}));
 }
 
@@ -213,8 +205,7 @@ async fn indexer_acknowledgement() {
     // Reported true once, then forgotten.
     assert_answer(&hec.acks(CHANNEL, &[0, 1]).await, 200, json!({"acks":{"0":false,"1":false}}));
 
-    let no_channel =
-        hec.post("/services/collector/ack").header("Authorization", format!("Splunk {TOKEN}")).json(&json!({"acks":[0]}));
+    let no_channel = hec.post("/services/collector/ack").header("Authorization", format!("Splunk {TOKEN}")).json(&json!({"acks":[0]}));
     assert_answer(&hec.send(no_channel).await, 400, json!({"text":"Data channel is missing","code":10}));
     let bad_body = hec
         .post("/services/collector/ack")
@@ -222,8 +213,7 @@ async fn indexer_acknowledgement() {
         .header("X-Splunk-Request-Channel", CHANNEL)
         .body("{\"acks\":\"all\"}");
     assert_answer(&hec.send(bad_body).await, 400, json!({"text":"Invalid data format","code":6}));
-    let unauthenticated =
-        hec.post("/services/collector/ack").header("X-Splunk-Request-Channel", CHANNEL).json(&json!({"acks":[0]}));
+    let unauthenticated = hec.post("/services/collector/ack").header("X-Splunk-Request-Channel", CHANNEL).json(&json!({"acks":[0]}));
     assert_answer(&hec.send(unauthenticated).await, 401, json!({"text":"Token is required","code":2}));
 }
 
@@ -254,11 +244,7 @@ async fn health() {
     assert_answer(&hec.health(Some(&format!("Splunk {TOKEN}"))).await, 200, healthy.clone());
     let one_oh = hec.http.get(format!("{}/services/collector/health/1.0", hec.emulator.url()));
     assert_answer(&hec.send(one_oh).await, 200, healthy);
-    assert_answer(
-        &hec.health(Some("Splunk 99999999-0000-0000-0000-000000000000")).await,
-        400,
-        json!({"text":"Invalid token","code":21}),
-    );
+    assert_answer(&hec.health(Some("Splunk 99999999-0000-0000-0000-000000000000")).await, 400, json!({"text":"Invalid token","code":21}));
 
     hec.emulator.set_faults(HecFaults { unhealthy: true, ..HecFaults::default() });
     assert_answer(&hec.health(None).await, 503, json!({"text":"HEC is unhealthy, queues are full","code":18}));
@@ -397,8 +383,7 @@ async fn throughput() {
         let (http, url, body) = (hec.http.clone(), format!("{}{EVENT}", hec.emulator.url()), body.clone());
         tasks.push(tokio::spawn(async move {
             for _ in 0..150 {
-                let r =
-                    http.post(&url).header("Authorization", format!("Splunk {TOKEN}")).body(body.clone()).send().await.unwrap();
+                let r = http.post(&url).header("Authorization", format!("Splunk {TOKEN}")).body(body.clone()).send().await.unwrap();
                 assert_eq!(r.status(), 200);
             }
         }));

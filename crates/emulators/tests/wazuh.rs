@@ -169,11 +169,7 @@ async fn login_answers_a_jwt_as_json_or_raw() {
     assert!(get.body["data"]["token"].is_string());
 
     let bad = api.send(api.http.post(api.url(LOGIN)).query(&[("raw", "maybe")]).basic_auth("wazuh", Some("wazuh"))).await;
-    assert_problem(
-        &bad,
-        400,
-        json!({"title": "Bad Request", "detail": "Wrong type, expected 'boolean' for query parameter 'raw'"}),
-    );
+    assert_problem(&bad, 400, json!({"title": "Bad Request", "detail": "Wrong type, expected 'boolean' for query parameter 'raw'"}));
     assert_eq!(api.emulator.tokens_issued(), 3);
 }
 
@@ -500,10 +496,7 @@ async fn syscheck_items_paging_and_filters() {
         json!({"date": date, "file": "/etc/dpkg/origins/debian", "mtime": "2009-02-02T23:06:58+00:00"})
     );
     let registry = api.ok(&token, "/syscheck/001", &[("type", "registry_key")]).await;
-    assert_eq!(
-        (&registry["data"]["total_affected_items"], &registry["message"]),
-        (&json!(0), &json!("No FIM information was returned"))
-    );
+    assert_eq!((&registry["data"]["total_affected_items"], &registry["message"]), (&json!(0), &json!("No FIM information was returned")));
     let manager = api.ok(&token, "/syscheck/000", &[]).await;
     assert_eq!(manager["data"]["total_affected_items"], 0);
 }
@@ -612,11 +605,7 @@ async fn bad_parameters_are_400() {
         400,
         detail("Wrong type, expected 'integer' for query parameter 'offset'"),
     );
-    assert_problem(
-        &api.get(&token, "/agents", &[("colour", "red")]).await,
-        400,
-        detail("Extra query parameter(s) colour not in spec"),
-    );
+    assert_problem(&api.get(&token, "/agents", &[("colour", "red")]).await, 400, detail("Extra query parameter(s) colour not in spec"));
     assert_problem(
         &api.get(&token, "/syscheck/01", &[]).await,
         400,
@@ -644,16 +633,9 @@ async fn bad_parameters_are_400() {
         (400, &json!("Invalid query operator: Valid operators: =, !=, <, >, ~. Used operator: <="))
     );
     let pretty = api.get(&token, "/agents", &[("colour", "red"), ("pretty", "true")]).await;
-    assert_eq!(
-        pretty.text,
-        "{\n   \"title\": \"Bad Request\",\n   \"detail\": \"Extra query parameter(s) colour not in spec\"\n}"
-    );
+    assert_eq!(pretty.text, "{\n   \"title\": \"Bad Request\",\n   \"detail\": \"Extra query parameter(s) colour not in spec\"\n}");
     // Unknown paths and methods need no token.
-    assert_problem(
-        &api.send(api.http.get(api.url("/manager/nope"))).await,
-        404,
-        json!({"title": "Not Found", "detail": "404: Not Found"}),
-    );
+    assert_problem(&api.send(api.http.get(api.url("/manager/nope"))).await, 404, json!({"title": "Not Found", "detail": "404: Not Found"}));
     assert_problem(
         &api.send(api.http.delete(api.url("/agents"))).await,
         405,

@@ -184,15 +184,16 @@ async fn exclusive_start_excludes_the_start_instant_compared_as_instants() {
 #[tokio::test]
 async fn engines_groups_severity_and_get_queries() {
     let api = Api::new(Options::default()).await;
-    let event = |id: &str, engine: &str, severity: &str| {
-        json!({"id": id, "persistenceTimestamp": "2024-01-01T00:00:00.000Z", "engine": engine, "severity": severity})
-    };
-    api.emulator.push_events("org", vec![
-        event("a", "amsi", "warning"),
-        event("b", "edr", "critical"),
-        event("c", "emailScan", "info"),
-        event("d", "xmRecommendation", "info"),
-    ]);
+    let event = |id: &str, engine: &str, severity: &str| json!({"id": id, "persistenceTimestamp": "2024-01-01T00:00:00.000Z", "engine": engine, "severity": severity});
+    api.emulator.push_events(
+        "org",
+        vec![
+            event("a", "amsi", "warning"),
+            event("b", "edr", "critical"),
+            event("c", "emailScan", "info"),
+            event("d", "xmRecommendation", "info"),
+        ],
+    );
     let token = api.token().await;
     let start = ("persistenceTimestampStart", "2024-01-01T00:00:00Z");
     let got = |body: Value| {
@@ -391,8 +392,7 @@ async fn organizations_page_and_partners_read_their_customers() {
         if let Some(a) = &anchor {
             q.push(("anchor", a.clone()));
         }
-        let body: Value =
-            api.http.get(api.url(ORGANIZATIONS)).bearer_auth(&token).query(&q).send().await.unwrap().json().await.unwrap();
+        let body: Value = api.http.get(api.url(ORGANIZATIONS)).bearer_auth(&token).query(&q).send().await.unwrap().json().await.unwrap();
         pages += 1;
         listed.extend(body["items"].as_array().unwrap().iter().cloned());
         match body.get("nextAnchor") {
@@ -419,8 +419,7 @@ async fn organizations_page_and_partners_read_their_customers() {
     let own = api.token().await;
     assert_eq!(api.events(&own, &form("c007")).await.status(), 403);
 
-    let whoami: Value =
-        api.http.get(api.url("/whoami/v1/whoami")).bearer_auth(&token).send().await.unwrap().json().await.unwrap();
+    let whoami: Value = api.http.get(api.url("/whoami/v1/whoami")).bearer_auth(&token).send().await.unwrap().json().await.unwrap();
     assert_eq!(whoami, json!({"clientId": "msp", "organizationId": "partner"}));
 }
 
@@ -433,7 +432,8 @@ async fn generated_events_look_real() {
     assert_eq!(all.len(), 120);
     assert!(first.iter().all(|id| id.rsplit_once('_').is_some_and(|(u, n)| u.len() == 36 && n.parse::<u32>().is_ok())));
     let token = api.token().await;
-    let body = api.events_ok(&token, &[("engineGroup", "epp"), ("order", "asc"), ("persistenceTimestampStart", "2024-01-01T00:00:00Z")]).await;
+    let body =
+        api.events_ok(&token, &[("engineGroup", "epp"), ("order", "asc"), ("persistenceTimestampStart", "2024-01-01T00:00:00Z")]).await;
     let items = body["items"].as_array().unwrap();
     let engines: HashSet<&str> = items.iter().map(|e| e["engine"].as_str().unwrap()).collect();
     assert!(engines.len() >= 15, "cycles through the samples: {engines:?}");

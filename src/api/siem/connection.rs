@@ -93,7 +93,11 @@ impl Connection {
     pub fn to_sink(&self, id: &str) -> Result<SinkConfig, Vec<ConfigError>> {
         let mut errors = Vec::new();
         let scheme = if self.use_ssl { "https" } else { "http" };
-        let host = if self.endpoint.contains(':') && !self.endpoint.starts_with('[') { format!("[{}]", self.endpoint) } else { self.endpoint.clone() };
+        let host = if self.endpoint.contains(':') && !self.endpoint.starts_with('[') {
+            format!("[{}]", self.endpoint)
+        } else {
+            self.endpoint.clone()
+        };
         let tls = json!({ "insecure": !self.verify_ssl });
         let (kind, mut value) = match self.siem_type.as_str() {
             "splunk" => {
@@ -211,14 +215,18 @@ mod tests {
 
     #[test]
     fn seed_connections_become_sinks() {
-        let splunk = conn(json!({"name": "s", "siem_type": "splunk", "endpoint": "splunk.local", "auth_token": "T", "index_name": "zt", "batch_size": 50, "enabled_event_types": ["anomaly", "workflow_execution"]}));
+        let splunk = conn(
+            json!({"name": "s", "siem_type": "splunk", "endpoint": "splunk.local", "auth_token": "T", "index_name": "zt", "batch_size": 50, "enabled_event_types": ["anomaly", "workflow_execution"]}),
+        );
         let sink = splunk.to_sink("SIEM-CONN-1").unwrap();
         let c = sink.settings.downcast_ref::<crate::sinks::splunk_hec::HecConfig>().expect("a splunk_hec sink");
         assert_eq!((c.url.as_str(), c.index.as_deref(), c.token.expose()), ("https://splunk.local:8088", Some("zt"), "T"));
         assert_eq!(sink.policy.batch.max_events.get(), 50);
         assert_eq!(sink.policy.filter.kinds.len(), 2);
 
-        let syslog = conn(json!({"name": "q", "siem_type": "qradar", "endpoint": "10.0.0.5", "auth_type": "tcp", "use_ssl": false, "facility": "local4"}));
+        let syslog = conn(
+            json!({"name": "q", "siem_type": "qradar", "endpoint": "10.0.0.5", "auth_type": "tcp", "use_ssl": false, "facility": "local4"}),
+        );
         let sink = syslog.to_sink("x").unwrap();
         let c = sink.settings.downcast_ref::<crate::sinks::syslog::SyslogConfig>().expect("a syslog sink");
         assert_eq!(c.address, "10.0.0.5:514");
@@ -227,11 +235,15 @@ mod tests {
 
     #[test]
     fn errors_name_the_connection_fields_and_secrets_are_never_returned() {
-        let bad = conn(json!({"name": "b", "siem_type": "syslog", "endpoint": "h", "auth_type": "carrier-pigeon", "enabled_event_types": ["nope"]}));
+        let bad = conn(
+            json!({"name": "b", "siem_type": "syslog", "endpoint": "h", "auth_type": "carrier-pigeon", "enabled_event_types": ["nope"]}),
+        );
         let errs: Vec<String> = bad.to_sink("x").unwrap_err().iter().map(|e| e.to_string()).collect();
         assert!(errs.iter().any(|e| e.starts_with("auth_type:")), "{errs:?}");
         assert!(errs.iter().any(|e| e.starts_with("enabled_event_types:")), "{errs:?}");
-        let secret = conn(json!({"name": "s", "siem_type": "elastic", "endpoint": "es", "auth_type": "basic", "username": "u", "password": "hunter2"}));
+        let secret = conn(
+            json!({"name": "s", "siem_type": "elastic", "endpoint": "es", "auth_type": "basic", "username": "u", "password": "hunter2"}),
+        );
         let public = secret.public("id").to_string();
         assert!(!public.contains("hunter2"), "{public}");
         assert!(public.contains("\"has_password\":true"));

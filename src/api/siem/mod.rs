@@ -194,7 +194,8 @@ pub async fn test(State(state): State<AppState>, caller: Caller, Path(id): Path<
     caller.require_admin()?;
     let sink = find(&state, &caller, &id).await?;
     let config = connection(&sink)?.to_sink(&id).map_err(parse_errors)?;
-    let mut instance = config.settings.start(&id, &state.view.store, &config.policy).map_err(|e| ApiError::bad_request(format!("{e:#}")))?;
+    let mut instance =
+        config.settings.start(&id, &state.view.store, &config.policy).map_err(|e| ApiError::bad_request(format!("{e:#}")))?;
     let result = tokio::time::timeout(std::time::Duration::from_secs(15), instance.check()).await;
     let (success, message) = match result {
         Ok(Ok(())) => (true, "reachable; credentials accepted".to_string()),
@@ -339,7 +340,11 @@ pub struct PendingQuery {
 /// Pending events per connection. sluice delivers them continuously (with backoff while a
 /// destination is down), so this reports rather than triggers.
 #[utoipa::path(post, path = "/api/v1/siem/process-pending", tag = "siem", params(PendingQuery), responses((status = 200, body = Object), (status = 401), (status = 403)))]
-pub async fn process_pending(State(state): State<AppState>, caller: Caller, Query(_q): Query<PendingQuery>) -> Result<Json<Value>, ApiError> {
+pub async fn process_pending(
+    State(state): State<AppState>,
+    caller: Caller,
+    Query(_q): Query<PendingQuery>,
+) -> Result<Json<Value>, ApiError> {
     caller.require_admin()?;
     let mut pending = serde_json::Map::new();
     for sink in visible_sinks(&state, &caller) {

@@ -12,110 +12,24 @@
 //! timeout or reset, is retried, then the write fails and the events wait in the outbox; 413
 //! halves the request; 401/403 fail the sink until the credentials are fixed.
 
-use std::num::NonZeroUsize;
+mod config;
+
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::{Context, anyhow, bail};
 use futures::StreamExt;
 use futures::future::BoxFuture;
-use serde::{Deserialize, Deserializer};
+use serde::Deserialize;
 use serde_json::Value;
 
-use crate::settings::{Secret, duration};
+pub use config::*;
+
 use crate::encode::Format;
-use crate::event::Event;
 use crate::event::Batch;
-use crate::settings::template::PathTemplate;
+use crate::event::Event;
+use crate::settings::Secret;
 use crate::sinks::splunk_hec::Compression;
-use crate::sinks::{Sink, SinkContext, Written, http, SinkSettings};
-
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct EsConfig {
-    /// The cluster's URL, e.g. `https://es.example.com:9200`.
-    pub url: String,
-    /// Index (or data stream) name; `%YYYY %MM %DD %hh` (date received), `%TENANCY`, `%TAG`
-    /// (source name). Default: `sluice-%YYYY.%MM.%DD`.
-    #[serde(default = "default_index", deserialize_with = "index_de")]
-    pub index: PathTemplate,
-    #[serde(default)]
-    pub mode: Mode,
-    #[serde(default)]
-    pub username: Option<String>,
-    #[serde(default)]
-    pub password: Option<Secret>,
-    /// `Authorization: ApiKey <api_key>`: the base64 `id:key` that Elasticsearch's
-    /// create-API-key answer calls `encoded`.
-    #[serde(default)]
-    pub api_key: Option<Secret>,
-    /// An ingest pipeline to run on every document.
-    #[serde(default)]
-    pub pipeline: Option<String>,
-    #[serde(default = "default_format")]
-    pub format: Format,
-    #[serde(default)]
-    pub compression: Compression,
-    #[serde(default)]
-    pub tls: crate::settings::tls::TlsConfig,
-    #[serde(default = "http::default_timeout", with = "duration")]
-    pub timeout: Duration,
-    #[serde(default = "http::default_concurrency")]
-    pub concurrency: NonZeroUsize,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Mode {
-    /// Regular indices.
-    #[default]
-    Bulk,
-    /// A data stream: `index` names it.
-    DataStream,
-}
-
-fn default_index() -> PathTemplate {
-    PathTemplate::parse("sluice-%YYYY.%MM.%DD").expect("a valid template")
-}
-fn index_de<'de, D: Deserializer<'de>>(d: D) -> Result<PathTemplate, D::Error> {
-    let text = String::deserialize(d)?;
-    if text.contains("%UUID") {
-        return Err(serde::de::Error::custom("%UUID is not allowed in an index name"));
-    }
-    // Variables are upper case; the literal parts must not be (Elasticsearch refuses them).
-    let literal = ["%YYYY", "%MM", "%DD", "%hh", "%TENANCY", "%TAG"].iter().fold(text.clone(), |t, v| t.replace(v, ""));
-    if literal.chars().any(|c| c.is_ascii_uppercase()) {
-        return Err(serde::de::Error::custom("index names must be lower case"));
-    }
-    PathTemplate::parse(&text).map_err(serde::de::Error::custom)
-}
-fn default_format() -> Format {
-    Format::Ecs
-}
-
-impl SinkSettings for EsConfig {
-    fn build(&self, ctx: SinkContext) -> anyhow::Result<Box<dyn Sink>> {
-        Ok(Box::new(EsSink::new(self.clone(), ctx)?))
-    }
-
-    fn problems(&self) -> Vec<(&'static str, String)> {
-        let mut out = Vec::new();
-        if let Some(p) = crate::settings::url_problem(&self.url) {
-            out.push(("url", p));
-        }
-        if self.password.is_some() && self.username.is_none() {
-            out.push(("username", "required with password".into()));
-        }
-        if self.username.is_some() && self.api_key.is_some() {
-            out.push(("api_key", "give either username/password or api_key, not both".into()));
-        }
-        if !self.format.is_json() {
-            out.push(("format", "Elasticsearch documents must be JSON: use ecs, event, raw, idmefv2 …".into()));
-        }
-        out.extend(self.tls.problems("tls.ca_file"));
-        out
-    }
-}
+use crate::sinks::{Sink, SinkContext, Written, http};
 
 pub struct EsSink {
     config: EsConfig,
@@ -189,7 +103,8 @@ impl EsSink {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let mut request = self.authorize(self.client.post(&self.bulk_url)).header("Content-Type", "application/x-ndjson").body(body.clone());
+            let mut request =
+                self.authorize(self.client.post(&self.bulk_url)).header("Content-Type", "application/x-ndjson").body(body.clone());
             if self.config.compression == Compression::Gzip {
                 request = request.header("Content-Encoding", "gzip");
             }
@@ -332,7 +247,6 @@ impl Items {
         lines.push(b'\n');
         lines
     }
-
 }
 
 /// A refusal that names no item: halve until it stands alone, then dead-letter it.
@@ -352,7 +266,8 @@ impl Sink for EsSink {
     /// `GET /` (cluster info): reachability and credentials; writes nothing.
     fn check(&mut self) -> BoxFuture<'_, anyhow::Result<()>> {
         Box::pin(async move {
-            let response = self.authorize(self.client.get(&self.base_url)).send().await.with_context(|| format!("GET {}", self.base_url))?;
+            let response =
+                self.authorize(self.client.get(&self.base_url)).send().await.with_context(|| format!("GET {}", self.base_url))?;
             let status = response.status();
             if status.is_success() {
                 return Ok(());
@@ -369,7 +284,10 @@ mod tests {
 
     use sluice_emulators::elasticsearch::{EsConfig as Emu, EsEmulator};
 
+    use std::time::Duration;
+
     use super::*;
+    use crate::sinks::SinkSettings;
     use crate::sinks::policy::SinkPolicy;
     use crate::store::Store;
 
@@ -377,7 +295,13 @@ mod tests {
         (0..n)
             .map(|i| {
                 let raw = format!("{{\"n\":{i},\"severity\":\"high\",\"pad\":\"{}\"}}", "x".repeat(200));
-                Event::hashed("acme".into(), "src".into(), "json".into(), chrono::Utc::now(), serde_json::value::RawValue::from_string(raw).unwrap())
+                Event::hashed(
+                    "acme".into(),
+                    "src".into(),
+                    "json".into(),
+                    chrono::Utc::now(),
+                    serde_json::value::RawValue::from_string(raw).unwrap(),
+                )
             })
             .collect()
     }
@@ -397,7 +321,13 @@ mod tests {
         let mut sink = sink(&es.url(), dir.path(), "index: small\nformat: raw");
         let mut batch = events(300);
         let huge = format!("{{\"n\":999,\"pad\":\"{}\"}}", "y".repeat(30_000));
-        batch.push(Event::hashed("acme".into(), "src".into(), "json".into(), chrono::Utc::now(), serde_json::value::RawValue::from_string(huge).unwrap()));
+        batch.push(Event::hashed(
+            "acme".into(),
+            "src".into(),
+            "json".into(),
+            chrono::Utc::now(),
+            serde_json::value::RawValue::from_string(huge).unwrap(),
+        ));
         let written = sink.write(&[Arc::new(batch)]).await.unwrap();
         assert_eq!(es.doc_count(), 300);
         assert_eq!(written.dead_lettered, 1);

@@ -2,6 +2,7 @@
 //! it acknowledges. Open files are bounded by an LRU so thousands of tenants do not exhaust
 //! file descriptors.
 
+mod config;
 
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
@@ -13,38 +14,12 @@ use std::sync::{Arc, Mutex};
 use anyhow::Context;
 use futures::future::BoxFuture;
 use lru::LruCache;
-use serde::{Deserialize, Deserializer};
 
-use crate::encode::Format;
+pub use config::*;
+
 use crate::event::Batch;
-use crate::sinks::{Sink, SinkContext, SinkSettings, Written};
-use crate::settings::template::{PathTemplate, UUID_MARK};
-
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct FileSinkConfig {
-    #[serde(deserialize_with = "template_de")]
-    pub path: PathTemplate,
-    #[serde(default)]
-    pub format: Format,
-    /// Upper bound on files held open at once.
-    #[serde(default = "default_max_open_files")]
-    pub max_open_files: NonZeroUsize,
-}
-
-fn default_max_open_files() -> NonZeroUsize {
-    NonZeroUsize::new(256).unwrap()
-}
-
-fn template_de<'de, D: Deserializer<'de>>(d: D) -> Result<PathTemplate, D::Error> {
-    PathTemplate::parse(&String::deserialize(d)?).map_err(serde::de::Error::custom)
-}
-
-impl SinkSettings for FileSinkConfig {
-    fn build(&self, ctx: SinkContext) -> anyhow::Result<Box<dyn Sink>> {
-        Ok(Box::new(FileSink::new(&ctx.name, self.clone())?))
-    }
-}
+use crate::settings::template::UUID_MARK;
+use crate::sinks::{Sink, Written};
 
 pub struct FileSink {
     name: String,
@@ -159,11 +134,7 @@ impl State {
             if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
                 std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
             }
-            let file = OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(path)
-                .with_context(|| format!("opening {}", path.display()))?;
+            let file = OpenOptions::new().create(true).append(true).open(path).with_context(|| format!("opening {}", path.display()))?;
             // An evicted file was fsynced when its batch was acknowledged; closing it is safe.
             self.open.put(path.clone(), file);
         }
@@ -174,7 +145,9 @@ impl State {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::encode::Format;
     use crate::event::Event;
+    use crate::settings::template::PathTemplate;
     use chrono::Utc;
 
     fn event(tenant: &str, n: u32) -> Event {

@@ -6,83 +6,21 @@
 //! the sink worker keeps it in the outbox. Any other 4xx will never succeed: the event goes to the
 //! dead-letter list with the answer, and counts as handled.
 
-use std::num::NonZeroUsize;
-use std::time::Duration;
+mod config;
 
 use anyhow::bail;
 use futures::StreamExt;
 use futures::future::BoxFuture;
 use reqwest::StatusCode;
-use serde::Deserialize;
 
-use crate::settings::{Secret, duration};
+pub use config::*;
+
 use crate::encode::idmefv2;
+use crate::event::Batch;
 use crate::event::Event;
 use crate::normalize::normalize_lossless;
-use crate::event::Batch;
-use crate::sinks::{Sink, SinkContext, Written, http, SinkSettings};
-
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct IdmefHttpConfig {
-    /// Where to POST, e.g. `http://concerto:4690/` or `https://siem/api_idmefv2/`.
-    pub url: String,
-    #[serde(default)]
-    pub username: Option<String>,
-    #[serde(default)]
-    pub password: Option<Secret>,
-    #[serde(default = "default_timeout", with = "duration")]
-    pub timeout: Duration,
-    /// Requests in flight at once.
-    #[serde(default = "default_concurrency")]
-    pub concurrency: NonZeroUsize,
-    /// Attempts per message before the batch is left in the outbox (overrides `retry.max_attempts`).
-    #[serde(default = "default_attempts")]
-    pub max_attempts: u32,
-    /// Accept a server certificate that does not verify (test setups only).
-    #[serde(default)]
-    pub tls_insecure: bool,
-    /// `2.D.V08` (default) or `2.D.V04` for receivers that still want the older draft.
-    #[serde(default = "default_version")]
-    pub version: String,
-}
-
-fn default_version() -> String {
-    idmefv2::VERSION.to_string()
-}
-
-fn default_timeout() -> Duration {
-    Duration::from_secs(10)
-}
-fn default_concurrency() -> NonZeroUsize {
-    NonZeroUsize::new(8).unwrap()
-}
-fn default_attempts() -> u32 {
-    5
-}
-
-impl SinkSettings for IdmefHttpConfig {
-    fn build(&self, ctx: SinkContext) -> anyhow::Result<Box<dyn Sink>> {
-        Ok(Box::new(IdmefHttpSink::new(self.clone(), ctx)?))
-    }
-
-    fn problems(&self) -> Vec<(&'static str, String)> {
-        let mut out = Vec::new();
-        if let Some(p) = crate::settings::url_problem(&self.url) {
-            out.push(("url", p));
-        }
-        if self.password.is_some() && self.username.is_none() {
-            out.push(("username", "required with password".to_string()));
-        }
-        if self.version != idmefv2::VERSION && self.version != idmefv2::VERSION_V04 {
-            out.push(("version", format!("`{}` is not supported; use {} or {}", self.version, idmefv2::VERSION, idmefv2::VERSION_V04)));
-        }
-        if self.max_attempts == 0 {
-            out.push(("max_attempts", "must be at least 1".to_string()));
-        }
-        out
-    }
-}
+use crate::settings::Secret;
+use crate::sinks::{Sink, SinkContext, Written, http};
 
 pub struct IdmefHttpSink {
     config: IdmefHttpConfig,
@@ -117,7 +55,8 @@ impl IdmefHttpSink {
                     let status = r.status();
                     let wait = http::retry_after(r.headers());
                     let text = http::excerpt(&r.text().await.unwrap_or_default());
-                    let retryable = status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS || status == StatusCode::REQUEST_TIMEOUT;
+                    let retryable =
+                        status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS || status == StatusCode::REQUEST_TIMEOUT;
                     if !retryable {
                         return Ok(Outcome::Refused(format!("{status}: {text}")));
                     }
@@ -143,7 +82,8 @@ impl Sink for IdmefHttpSink {
             let mut bodies = Vec::with_capacity(events.len());
             for (i, event) in events.iter().enumerate() {
                 let model = normalize_lossless(event);
-                let message = if this.config.version == idmefv2::VERSION_V04 { idmefv2::message_v04(&model) } else { idmefv2::message(&model) };
+                let message =
+                    if this.config.version == idmefv2::VERSION_V04 { idmefv2::message_v04(&model) } else { idmefv2::message(&model) };
                 bodies.push((i, serde_json::to_vec(&message)?));
             }
             let results: Vec<(usize, anyhow::Result<Outcome>)> = futures::stream::iter(bodies)

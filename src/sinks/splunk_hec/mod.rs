@@ -20,112 +20,24 @@
 //! `/services/collector/ack` reports their `ackId` true; requests not acknowledged within
 //! `acknowledgements.timeout` are sent again (at-least-once).
 
+mod config;
+
 use std::collections::HashMap;
 use std::io::Write;
-use std::num::NonZeroUsize;
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::{Context, anyhow, bail};
 use futures::StreamExt;
 use futures::future::BoxFuture;
-use serde::Deserialize;
 use serde_json::Value;
 use tokio::time::Instant;
 
-use crate::settings::{Secret, duration};
-use crate::encode::Format;
+pub use config::*;
+
+use crate::event::Batch;
 use crate::event::Event;
 use crate::normalize::normalize_lossless;
-use crate::event::Batch;
-use crate::sinks::{Sink, SinkContext, Written, http, SinkSettings};
-
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct HecConfig {
-    /// The HEC base URL, e.g. `https://splunk.example.com:8088`.
-    pub url: String,
-    pub token: Secret,
-    /// Target index; absent: the token's default index.
-    #[serde(default)]
-    pub index: Option<String>,
-    #[serde(default = "default_sourcetype")]
-    pub sourcetype: String,
-    /// `source` of every event; absent: `sluice:<source name>`.
-    #[serde(default)]
-    pub source: Option<String>,
-    /// `host` of every event; absent: the host the event is about (its analyzer), else this
-    /// machine's name.
-    #[serde(default)]
-    pub host: Option<String>,
-    /// The document under `event`: `event` (default), `ecs`, `idmefv2`, `raw`, `cef`, `leef` …
-    #[serde(default = "default_format")]
-    pub format: Format,
-    #[serde(default)]
-    pub compression: Compression,
-    #[serde(default)]
-    pub acknowledgements: AckConfig,
-    #[serde(default)]
-    pub tls: crate::settings::tls::TlsConfig,
-    #[serde(default = "http::default_timeout", with = "duration")]
-    pub timeout: Duration,
-    /// Requests in flight at once.
-    #[serde(default = "http::default_concurrency")]
-    pub concurrency: NonZeroUsize,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Compression {
-    #[default]
-    None,
-    Gzip,
-}
-
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct AckConfig {
-    pub enabled: bool,
-    #[serde(with = "duration")]
-    pub poll_interval: Duration,
-    /// How long to wait for an acknowledgement before sending the request again.
-    #[serde(with = "duration")]
-    pub timeout: Duration,
-}
-
-impl Default for AckConfig {
-    fn default() -> Self {
-        AckConfig { enabled: false, poll_interval: Duration::from_millis(500), timeout: Duration::from_secs(60) }
-    }
-}
-
-fn default_sourcetype() -> String {
-    "_json".into()
-}
-fn default_format() -> Format {
-    Format::Event
-}
-
-impl SinkSettings for HecConfig {
-    fn build(&self, ctx: SinkContext) -> anyhow::Result<Box<dyn Sink>> {
-        Ok(Box::new(HecSink::new(self.clone(), ctx)?))
-    }
-
-    fn problems(&self) -> Vec<(&'static str, String)> {
-        let mut out = Vec::new();
-        if let Some(p) = crate::settings::url_problem(&self.url) {
-            out.push(("url", p));
-        }
-        if self.token.expose().trim().is_empty() {
-            out.push(("token", "must not be empty".into()));
-        }
-        out.extend(self.tls.problems("tls.ca_file"));
-        if self.acknowledgements.enabled && self.acknowledgements.poll_interval.is_zero() {
-            out.push(("acknowledgements.poll_interval", "must be above 0".into()));
-        }
-        out
-    }
-}
+use crate::sinks::{Sink, SinkContext, Written, http};
 
 pub struct HecSink {
     config: HecConfig,
@@ -175,7 +87,6 @@ impl HecSink {
             ctx,
         })
     }
-
 }
 
 impl Envelopes {
@@ -357,15 +268,11 @@ impl HecSink {
                 ((i, bytes), len)
             })
             .collect();
-        let mut todo: Vec<Request> =
-            self.ctx.policy.batch.split(encoded).into_iter().map(|items| Request { items, unacked: 0 }).collect();
+        let mut todo: Vec<Request> = self.ctx.policy.batch.split(encoded).into_iter().map(|items| Request { items, unacked: 0 }).collect();
         let mut written = Written::default();
         while !todo.is_empty() {
-            let outcomes: Vec<anyhow::Result<Outcome>> = futures::stream::iter(todo.drain(..))
-                .map(|r| self.send(r))
-                .buffer_unordered(self.config.concurrency.get())
-                .collect()
-                .await;
+            let outcomes: Vec<anyhow::Result<Outcome>> =
+                futures::stream::iter(todo.drain(..)).map(|r| self.send(r)).buffer_unordered(self.config.concurrency.get()).collect().await;
             let mut waiting = HashMap::new();
             for outcome in outcomes {
                 match outcome? {
@@ -384,8 +291,12 @@ impl HecSink {
             for mut request in self.wait_for_acks(waiting).await? {
                 request.unacked += 1;
                 if request.unacked >= self.ctx.policy.retry.max_attempts {
-                    bail!("HEC did not acknowledge a request of {} events within {:?}, {} times", request.items.len(),
-                        self.config.acknowledgements.timeout, request.unacked);
+                    bail!(
+                        "HEC did not acknowledge a request of {} events within {:?}, {} times",
+                        request.items.len(),
+                        self.config.acknowledgements.timeout,
+                        request.unacked
+                    );
                 }
                 tracing::debug!(sink = %self.ctx.name, events = request.items.len(), "request not acknowledged in time; sending it again");
                 todo.push(request);
@@ -435,11 +346,7 @@ impl Sink for HecSink {
                 .with_context(|| format!("GET {}", self.health_url))?;
             let status = response.status();
             let text = response.text().await.unwrap_or_default();
-            if status.is_success() {
-                Ok(())
-            } else {
-                Err(anyhow!("HEC health: HTTP {status}: {}", http::excerpt(&text)))
-            }
+            if status.is_success() { Ok(()) } else { Err(anyhow!("HEC health: HTTP {status}: {}", http::excerpt(&text))) }
         })
     }
 }
@@ -450,16 +357,25 @@ mod tests {
 
     use sluice_emulators::splunk_hec::{HecConfig as Emu, HecEmulator};
 
+    use std::time::Duration;
+
     use super::*;
     use crate::sinks::policy::SinkPolicy;
     use crate::store::Store;
 
     fn event(raw: &str) -> Event {
-        Event::hashed("acme".into(), "src".into(), "json".into(), chrono::Utc::now(), serde_json::value::RawValue::from_string(raw.into()).unwrap())
+        Event::hashed(
+            "acme".into(),
+            "src".into(),
+            "json".into(),
+            chrono::Utc::now(),
+            serde_json::value::RawValue::from_string(raw.into()).unwrap(),
+        )
     }
 
     fn sink(url: &str, dir: &std::path::Path, yaml: &str) -> HecSink {
-        let config: HecConfig = serde_saphyr::from_str(&format!("url: {url}\ntoken: \"00000000-0000-0000-0000-000000000000\"\nformat: raw\n{yaml}")).unwrap();
+        let config: HecConfig =
+            serde_saphyr::from_str(&format!("url: {url}\ntoken: \"00000000-0000-0000-0000-000000000000\"\nformat: raw\n{yaml}")).unwrap();
         let mut policy = SinkPolicy::default();
         policy.retry.initial_backoff = Duration::from_millis(5);
         let ctx = SinkContext { name: "hec".into(), store: Store::open(dir).unwrap(), policy };

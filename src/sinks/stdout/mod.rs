@@ -8,7 +8,7 @@ mod tests;
 use futures::future::BoxFuture;
 use tokio::io::AsyncWriteExt;
 
-pub use config::{Stream, StdoutConfig};
+pub use config::{StdoutConfig, Stream};
 
 use crate::event::Batch;
 use crate::sinks::{Sink, SinkContext, SinkSettings, Written};

@@ -97,15 +97,7 @@ pub fn sd_name(s: &str) -> String {
 }
 
 /// An RFC 5424 message: `<PRI>1 TIMESTAMP HOSTNAME APP-NAME PROCID MSGID SD MSG`.
-pub fn rfc5424(
-    header: &Header,
-    severity: u8,
-    time: DateTime<Utc>,
-    msgid: &str,
-    sd: &[SdElement],
-    msg: &str,
-    out: &mut Vec<u8>,
-) {
+pub fn rfc5424(header: &Header, severity: u8, time: DateTime<Utc>, msgid: &str, sd: &[SdElement], msg: &str, out: &mut Vec<u8>) {
     let pri = header.facility.code() as u16 * 8 + severity as u16;
     let time = time.to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
     out.extend_from_slice(
@@ -321,7 +313,10 @@ mod tests {
         let mut out = Vec::new();
         let t = DateTime::parse_from_rfc3339("2003-10-01T02:14:15Z").unwrap().with_timezone(&Utc);
         rfc3164(&Header::new(Facility::Auth, "mymachine", "su-app"), 2, t, "'su root' failed", &mut out);
-        assert_eq!(String::from_utf8(out).unwrap(), format!("<34>Oct  1 02:14:15 mymachine suapp[{}]: 'su root' failed", std::process::id()));
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            format!("<34>Oct  1 02:14:15 mymachine suapp[{}]: 'su root' failed", std::process::id())
+        );
     }
 
     #[test]

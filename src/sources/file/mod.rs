@@ -20,9 +20,9 @@ use tokio::task::JoinHandle;
 use futures::future::BoxFuture;
 
 use super::{SourceContext, SourceSettings};
-use crate::settings::duration;
 use crate::decode::Decoder;
 use crate::normalize::mapping::Mapping;
+use crate::settings::duration;
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -125,9 +125,10 @@ pub async fn run(config: FileSourceConfig, ctx: SourceContext) -> anyhow::Result
         let finished: Vec<FileId> = tailers.iter().filter(|(_, t)| t.join.is_finished()).map(|(id, _)| *id).collect();
         for id in finished {
             if let Some(t) = tailers.remove(&id)
-                && let Ok(Err(e)) = t.join.await {
-                    tracing::warn!(tenant = %ctx.tenant, source = %ctx.source, error = %format!("{e:#}"), "file tailer failed; restarting it");
-                }
+                && let Ok(Err(e)) = t.join.await
+            {
+                tracing::warn!(tenant = %ctx.tenant, source = %ctx.source, error = %format!("{e:#}"), "file tailer failed; restarting it");
+            }
         }
         tokio::select! {
             _ = ctx.cancel.cancelled() => break,

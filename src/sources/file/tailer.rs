@@ -45,13 +45,7 @@ pub struct Tailer {
 }
 
 impl Tailer {
-    pub fn new(
-        config: Arc<FileSourceConfig>,
-        ctx: SourceContext,
-        path: PathBuf,
-        id: FileId,
-        orphaned: Arc<AtomicBool>,
-    ) -> Self {
+    pub fn new(config: Arc<FileSourceConfig>, ctx: SourceContext, path: PathBuf, id: FileId, orphaned: Arc<AtomicBool>) -> Self {
         let origin = Origin { tenant: ctx.tenant.clone(), source: ctx.source.clone(), vendor: "json".into() };
         Tailer { config, ctx, path, id, orphaned, origin, invalid_lines: 0 }
     }
@@ -77,12 +71,8 @@ impl Tailer {
         };
         let key = format!("file:{fingerprint:016x}");
         let len = file.metadata()?.len();
-        let saved: Option<Position> = self
-            .ctx
-            .store
-            .checkpoint(&self.ctx.tenant, &self.ctx.source, &key)
-            .await?
-            .and_then(|v| serde_json::from_str(&v).ok());
+        let saved: Option<Position> =
+            self.ctx.store.checkpoint(&self.ctx.tenant, &self.ctx.source, &key).await?.and_then(|v| serde_json::from_str(&v).ok());
         let mut offset = match saved {
             Some(p) if p.offset <= len => p.offset,
             Some(_) => {

@@ -52,11 +52,7 @@ tenants:
     }
 
     fn output(&self) -> Vec<String> {
-        std::fs::read_to_string(self.path("out/t.jsonl"))
-            .unwrap_or_default()
-            .lines()
-            .map(str::to_string)
-            .collect()
+        std::fs::read_to_string(self.path("out/t.jsonl")).unwrap_or_default().lines().map(str::to_string).collect()
     }
 
     /// Waits until the output has `n` lines; fails if it has more or never gets there.

@@ -181,8 +181,7 @@ impl Client {
             match status {
                 s if s.is_success() => match response.bytes().await {
                     Ok(body) => {
-                        return serde_json::from_slice(&body)
-                            .with_context(|| format!("{path}: response is not the expected JSON"));
+                        return serde_json::from_slice(&body).with_context(|| format!("{path}: response is not the expected JSON"));
                     }
                     Err(e) => {
                         failures += 1;
@@ -238,9 +237,7 @@ impl Client {
         match status {
             s if s.is_success() => {
                 let body: LoginResponse = match response.bytes().await {
-                    Ok(b) => serde_json::from_slice(&b)
-                        .context("login: response is not the expected JSON")
-                        .map_err(LoginError::Fatal)?,
+                    Ok(b) => serde_json::from_slice(&b).context("login: response is not the expected JSON").map_err(LoginError::Fatal)?,
                     Err(e) => return Err(LoginError::Transient(format!("login: reading the response: {e}"))),
                 };
                 let lifetime = token_lifetime(&body.data.token, chrono::Utc::now().timestamp());
@@ -253,9 +250,7 @@ impl Client {
                 Err(LoginError::Transient(format!("login: {s}: {}", problem(response).await.1)))
             }
             // Never retried at once: the manager blocks a client after repeated failed logins.
-            s => {
-                Err(LoginError::Fatal(anyhow!("login refused: {s}: {} (check username and password)", problem(response).await.1)))
-            }
+            s => Err(LoginError::Fatal(anyhow!("login refused: {s}: {} (check username and password)", problem(response).await.1))),
         }
     }
 

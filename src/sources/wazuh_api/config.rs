@@ -5,9 +5,9 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::settings::{Secret, duration};
 use crate::settings::tls::TlsConfig;
 use crate::settings::url_problem;
+use crate::settings::{Secret, duration};
 
 /// The API's own bounds on `limit`.
 pub const MAX_PAGE_SIZE: u32 = 100_000;
@@ -97,8 +97,8 @@ impl crate::sources::SourceSettings for WazuhApiConfig {
 mod tests {
     use std::path::Path;
 
-    use crate::config::Config;
     use super::WazuhApiConfig;
+    use crate::config::Config;
 
     fn config(source: &str) -> Result<Config, Vec<String>> {
         let text = format!(
@@ -134,10 +134,9 @@ mod tests {
         )
         .unwrap_err();
         assert!(errs[0].starts_with("tenants[0].sources[0].parallelism: invalid value"), "{errs:?}");
-        let errs = config(
-            "url: \"https://wazuh:55000\", username: \"\", password: x, page_size: 100001, tls: {ca_file: /nonexistent/ca.pem}",
-        )
-        .unwrap_err();
+        let errs =
+            config("url: \"https://wazuh:55000\", username: \"\", password: x, page_size: 100001, tls: {ca_file: /nonexistent/ca.pem}")
+                .unwrap_err();
         assert_eq!(
             errs,
             [

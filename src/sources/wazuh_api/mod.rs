@@ -148,10 +148,8 @@ async fn collect(config: &WazuhApiConfig, ctx: &SourceContext, client: &Client) 
     for agent in &agents.items {
         let id = agent.get("id").and_then(Value::as_str).filter(|id| !id.is_empty() && id.bytes().all(|b| b.is_ascii_digit()));
         ids.push(
-            id.with_context(|| {
-                format!("{AGENTS_PATH}: an agent has no valid `id`: {}", crate::sinks::http::excerpt(&agent.to_string()))
-            })?
-            .to_string(),
+            id.with_context(|| format!("{AGENTS_PATH}: an agent has no valid `id`: {}", crate::sinks::http::excerpt(&agent.to_string())))?
+                .to_string(),
         );
     }
     let mut totals = Totals { agents: agents.items.len(), ..Totals::default() };
@@ -179,12 +177,7 @@ async fn collect(config: &WazuhApiConfig, ctx: &SourceContext, client: &Client) 
 
 /// Reads one agent's inventory and stores it with the agent's record. Returns the packages and
 /// files read.
-async fn collect_agent(
-    config: &WazuhApiConfig,
-    ctx: &SourceContext,
-    client: &Client,
-    agent: Value,
-) -> anyhow::Result<(usize, usize)> {
+async fn collect_agent(config: &WazuhApiConfig, ctx: &SourceContext, client: &Client, agent: Value) -> anyhow::Result<(usize, usize)> {
     let id = agent.get("id").and_then(Value::as_str).unwrap_or_default().to_string();
     let inventory = match inventory(config, client, &id).await {
         Ok(inventory) => inventory,
@@ -296,8 +289,7 @@ mod tests {
 
     #[test]
     fn failed_items_are_errors_and_1701_means_gone() {
-        let gone =
-            envelope(serde_json::json!({"data": {"affected_items": [], "total_affected_items": 0, "total_failed_items": 1,
+        let gone = envelope(serde_json::json!({"data": {"affected_items": [], "total_affected_items": 0, "total_failed_items": 1,
             "failed_items": [{"error": {"code": 1701, "message": "Agent does not exist"}, "id": ["009"]}]}, "error": 1}));
         assert!(checked(gone, "/syscollector/009/os").err().unwrap().is::<AgentGone>());
         let other = envelope(serde_json::json!({"data": {"affected_items": [],

@@ -85,7 +85,8 @@ impl Api {
             let token = self.token().await?;
             self.pace().await?;
             let url = format!("{}{path}", self.base);
-            let request = self.http.request(method.clone(), &url).timeout(self.timeout).bearer_auth(&token).header("Accept", "application/json");
+            let request =
+                self.http.request(method.clone(), &url).timeout(self.timeout).bearer_auth(&token).header("Accept", "application/json");
             let request = match params {
                 Params::Form(form) => request.form(form),
                 Params::Query(query) => request.query(query),
@@ -100,7 +101,8 @@ impl Api {
                 }
             };
             let status = response.status();
-            metrics::counter!("sluice_withsecure_requests_total", "tenant" => self.tenant.clone(), "status" => status.as_u16().to_string()).increment(1);
+            metrics::counter!("sluice_withsecure_requests_total", "tenant" => self.tenant.clone(), "status" => status.as_u16().to_string())
+                .increment(1);
             self.usage.api_call(&self.tenant);
             match status {
                 s if s.is_success() => {
@@ -145,9 +147,10 @@ impl Api {
     /// A valid access token, fetched or refreshed when needed.
     async fn token(&mut self) -> anyhow::Result<String> {
         if let Some((token, expires)) = &self.token
-            && Instant::now() < *expires {
-                return Ok(token.clone());
-            }
+            && Instant::now() < *expires
+        {
+            return Ok(token.clone());
+        }
         let mut attempt = 0;
         let response = loop {
             self.pace().await?;

@@ -74,7 +74,8 @@ pub async fn run(config: WithSecureConfig, ctx: SourceContext) -> anyhow::Result
                 took = ?cycle_start.elapsed(), "withsecure cycle done"),
             Err(_) if ctx.cancel.is_cancelled() => return Ok(()),
             Err(e) => {
-                metrics::counter!("sluice_source_errors_total", "tenant" => ctx.tenant.to_string(), "source" => ctx.source.to_string()).increment(1);
+                metrics::counter!("sluice_source_errors_total", "tenant" => ctx.tenant.to_string(), "source" => ctx.source.to_string())
+                    .increment(1);
                 tracing::error!(tenant = %ctx.tenant, source = %ctx.source, error = %format!("{e:#}"),
                     "withsecure cycle failed; the next cycle resumes from the saved position");
             }
@@ -208,7 +209,15 @@ async fn collect_organization(
                 continue;
             }
             moved.advance(ts, &id);
-            events.push(Event { id, tenant: ctx.tenant.clone(), source: ctx.source.clone(), vendor: "withsecure".into(), received_at: now, raw, mapped: None });
+            events.push(Event {
+                id,
+                tenant: ctx.tenant.clone(),
+                source: ctx.source.clone(),
+                vendor: "withsecure".into(),
+                received_at: now,
+                raw,
+                mapped: None,
+            });
         }
         let count = events.len();
         if count > 0 {

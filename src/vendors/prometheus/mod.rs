@@ -4,8 +4,8 @@
 use serde_json::Value;
 
 use crate::model::*;
-use crate::vendors::fields::*;
 use crate::vendors::Vendor;
+use crate::vendors::fields::*;
 
 pub static VENDOR: Vendor = Vendor {
     name: "prometheus",

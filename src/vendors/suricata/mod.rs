@@ -3,8 +3,8 @@
 use serde_json::Value;
 
 use crate::model::*;
-use crate::vendors::fields::*;
 use crate::vendors::Vendor;
+use crate::vendors::fields::*;
 
 pub static VENDOR: Vendor = Vendor::object_per_line(
     "suricata",
@@ -102,10 +102,7 @@ fn category(class: &str) -> &'static str {
 /// ET rules carry `mitre_technique_id`, `mitre_technique_name`, `mitre_tactic_name` in metadata.
 fn mitre(v: &Value) -> Vec<Mitre> {
     let first = |k: &str| str_at(v, &format!("alert.metadata.{k}.0"));
-    let m = Mitre {
-        technique_id: first("mitre_technique_id"),
-        technique: first("mitre_technique_name"),
-        tactic: first("mitre_tactic_name"),
-    };
+    let m =
+        Mitre { technique_id: first("mitre_technique_id"), technique: first("mitre_technique_name"), tactic: first("mitre_tactic_name") };
     if m == Mitre::default() { Vec::new() } else { vec![m] }
 }

@@ -3,8 +3,8 @@
 use serde_json::Value;
 
 use crate::model::*;
-use crate::vendors::fields::*;
 use crate::vendors::Vendor;
+use crate::vendors::fields::*;
 
 pub static VENDOR: Vendor = Vendor {
     name: "wazuh",
@@ -61,16 +61,9 @@ pub fn normalize(v: &Value, e: &mut SecurityEvent) -> Result<(), NormalizeError>
         "Other.Uncategorised"
     };
     let agent = Endpoint { hostname: str_at(v, "agent.name"), ip: ip_at(v, "agent.ip"), ..Endpoint::default() };
-    e.source = Endpoint {
-        ip: ip_at(v, "data.srcip"),
-        port: port_at(v, "data.srcport"),
-        user: str_at(v, "data.srcuser"),
-        ..Endpoint::default()
-    };
-    e.target = Endpoint {
-        user: str_at(v, "data.dstuser").or_else(|| str_at(v, "syscheck.uname_after")),
-        ..agent.clone()
-    };
+    e.source =
+        Endpoint { ip: ip_at(v, "data.srcip"), port: port_at(v, "data.srcport"), user: str_at(v, "data.srcuser"), ..Endpoint::default() };
+    e.target = Endpoint { user: str_at(v, "data.dstuser").or_else(|| str_at(v, "syscheck.uname_after")), ..agent.clone() };
     if let Some(path) = str_at(v, "syscheck.path") {
         let mut hashes = Vec::new();
         for (key, algo) in [("sha256_after", "sha256"), ("sha1_after", "sha1"), ("md5_after", "md5")] {
@@ -85,7 +78,11 @@ pub fn normalize(v: &Value, e: &mut SecurityEvent) -> Result<(), NormalizeError>
     };
     let (ids, techniques, tactics) = (list("rule.mitre.id"), list("rule.mitre.technique"), list("rule.mitre.tactic"));
     for (i, id) in ids.iter().enumerate() {
-        e.mitre.push(Mitre { technique_id: Some(id.clone()), technique: techniques.get(i).cloned(), tactic: tactics.get(i).or(tactics.first()).cloned() });
+        e.mitre.push(Mitre {
+            technique_id: Some(id.clone()),
+            technique: techniques.get(i).cloned(),
+            tactic: tactics.get(i).or(tactics.first()).cloned(),
+        });
     }
     e.analyzer = Analyzer {
         name: "wazuh".into(),

@@ -3,8 +3,8 @@
 use serde_json::Value;
 
 use crate::model::*;
-use crate::vendors::fields::*;
 use crate::vendors::Vendor;
+use crate::vendors::fields::*;
 
 pub static VENDOR: Vendor = Vendor {
     name: "withsecure",
@@ -22,7 +22,9 @@ pub fn normalize(v: &Value, e: &mut SecurityEvent) -> Result<(), NormalizeError>
     if let Some(id) = str_at(v, "id") {
         e.id = id;
     }
-    if let Some(t) = ["clientTimestamp", "serverTimestamp", "persistenceTimestamp"].iter().find_map(|k| str_at(v, k).and_then(|s| parse_time(&s))) {
+    if let Some(t) =
+        ["clientTimestamp", "serverTimestamp", "persistenceTimestamp"].iter().find_map(|k| str_at(v, k).and_then(|s| parse_time(&s)))
+    {
         e.time = t;
     }
     e.severity.original = str_at(v, "severity").unwrap_or_default();
@@ -40,8 +42,13 @@ pub fn normalize(v: &Value, e: &mut SecurityEvent) -> Result<(), NormalizeError>
         "dataguard" => "Malware.Ransomware",
         "tamperprotection" | "integritychecker" => "Sabotage.Tampering",
         "applicationcontrol" | "devicecontrol" => "Operational.Policy Violation",
-        "browsingprotection" | "webtrafficscanning" | "webcontentcontrol" | "reputationbasedbrowsing" | "connectioncontrol"
-        | "firewall" | "xfence" => "Access.Unauthorized",
+        "browsingprotection"
+        | "webtrafficscanning"
+        | "webcontentcontrol"
+        | "reputationbasedbrowsing"
+        | "connectioncontrol"
+        | "firewall"
+        | "xfence" => "Access.Unauthorized",
         "setting" | "product" => "Operational.Other",
         _ => "Other.Uncategorised",
     };

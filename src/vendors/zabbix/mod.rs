@@ -3,15 +3,11 @@
 use serde_json::Value;
 
 use crate::model::*;
-use crate::vendors::fields::*;
 use crate::vendors::Vendor;
+use crate::vendors::fields::*;
 
-pub static VENDOR: Vendor = Vendor::object_per_line(
-    "zabbix",
-    "problems (`problem.get`, enriched)",
-    "5 critical, 4 high, 3 medium, 2 low",
-    normalize,
-);
+pub static VENDOR: Vendor =
+    Vendor::object_per_line("zabbix", "problems (`problem.get`, enriched)", "5 critical, 4 high, 3 medium, 2 low", normalize);
 
 pub fn normalize(v: &Value, e: &mut SecurityEvent) -> Result<(), NormalizeError> {
     let name = str_at(v, "name").ok_or_else(|| NormalizeError::new("name", "missing"))?;

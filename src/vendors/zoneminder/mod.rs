@@ -3,15 +3,10 @@
 use serde_json::Value;
 
 use crate::model::*;
-use crate::vendors::fields::*;
 use crate::vendors::Vendor;
+use crate::vendors::fields::*;
 
-pub static VENDOR: Vendor = Vendor::object_per_line(
-    "zoneminder",
-    "`zm2json.sh` lines",
-    "high",
-    normalize,
-);
+pub static VENDOR: Vendor = Vendor::object_per_line("zoneminder", "`zm2json.sh` lines", "high", normalize);
 
 pub fn normalize(v: &Value, e: &mut SecurityEvent) -> Result<(), NormalizeError> {
     let monitor = str_at(v, "MN").ok_or_else(|| NormalizeError::new("MN", "missing (monitor name)"))?;

@@ -79,12 +79,7 @@ async fn main() -> ExitCode {
     emulator.set_faults(faults);
     println!("listening on {}", emulator.url());
     terminated().await;
-    println!(
-        "requests {}, events indexed {}, acks pending {}",
-        emulator.requests(),
-        emulator.event_count(),
-        emulator.pending_acks()
-    );
+    println!("requests {}, events indexed {}, acks pending {}", emulator.requests(), emulator.event_count(), emulator.pending_acks());
     emulator.stop().await;
     ExitCode::SUCCESS
 }

@@ -91,12 +91,7 @@ async fn main() -> ExitCode {
     emulator.set_faults(args.faults);
     println!("listening on {}", emulator.url());
     terminated().await;
-    println!(
-        "requests {}, rate limited {}, tokens issued {}",
-        emulator.requests(),
-        emulator.rate_limited(),
-        emulator.tokens_issued()
-    );
+    println!("requests {}, rate limited {}, tokens issued {}", emulator.requests(), emulator.rate_limited(), emulator.tokens_issued());
     emulator.stop().await;
     ExitCode::SUCCESS
 }

@@ -160,10 +160,9 @@ fn action_line<'a>(line: &'a [u8], n: usize) -> Result<Option<Meta<'a>>, BulkErr
     if !trimmed.starts_with('{') {
         let mut values = serde_json::Deserializer::from_str(trimmed).into_iter::<&RawValue>();
         return match values.next() {
-            Some(Ok(raw)) => Err(illegal(format!(
-                "Malformed action/metadata line [{n}], expected START_OBJECT but found [{}]",
-                token(raw.get())
-            ))),
+            Some(Ok(raw)) => {
+                Err(illegal(format!("Malformed action/metadata line [{n}], expected START_OBJECT but found [{}]", token(raw.get()))))
+            }
             Some(Err(e)) => Err(x_content(&e)),
             None => Ok(None),
         };
@@ -240,9 +239,7 @@ fn action_line<'a>(line: &'a [u8], n: usize) -> Result<Option<Meta<'a>>, BulkErr
         }
     }
     if out.action == Action::Update && (out.version.is_some() || out.version_type != VersionType::Internal) {
-        return Err(illegal(
-            "Update requests do not support versioning. Please use `if_seq_no` and `if_primary_term` instead".into(),
-        ));
+        return Err(illegal("Update requests do not support versioning. Please use `if_seq_no` and `if_primary_term` instead".into()));
     }
     Ok(Some(out))
 }
@@ -349,10 +346,7 @@ pub(super) fn parse<'a>(data: &'a [u8], default_index: Option<&'a str>, reject: 
 fn update_body(line: &[u8]) -> Result<Update, BulkError> {
     let value: Value = serde_json::from_slice(line).map_err(|e| x_content(&e))?;
     let Value::Object(fields) = value else {
-        return Err(BulkError {
-            kind: "x_content_parse_exception",
-            reason: "[1:1] [UpdateRequest] Expected START_OBJECT".into(),
-        });
+        return Err(BulkError { kind: "x_content_parse_exception", reason: "[1:1] [UpdateRequest] Expected START_OBJECT".into() });
     };
     let mut update = Update { doc: None, upsert: None, doc_as_upsert: false, detect_noop: true, script: false };
     for (field, value) in fields {
@@ -446,8 +440,7 @@ mod tests {
         let body = "{\"index\":{\"_index\":\"a\",\"_id\":\"1\"}}\n{\"x\":1}\n\n{\"delete\":{\"_index\":\"a\",\"_id\":\"2\"}}\r\n\
                     {\"create\":{\"_id\":3}}\n{\"x\":2}\r\n{\"index\":{\"op_type\":\"create\"}}\n{}\n{\"index\":{}}\n";
         let ops = parse(body.as_bytes(), Some("d"), None).unwrap();
-        let summary: Vec<(Action, &str, Option<&str>)> =
-            ops.iter().map(|o| (o.action, o.index.as_ref(), o.id.as_deref())).collect();
+        let summary: Vec<(Action, &str, Option<&str>)> = ops.iter().map(|o| (o.action, o.index.as_ref(), o.id.as_deref())).collect();
         assert_eq!(
             summary,
             [
@@ -462,10 +455,7 @@ mod tests {
 
     #[test]
     fn whole_request_errors() {
-        assert_eq!(
-            err("{\"index\":{\"_index\":\"a\"}}\n{}"),
-            illegal("The bulk request must be terminated by a newline [\\n]".into())
-        );
+        assert_eq!(err("{\"index\":{\"_index\":\"a\"}}\n{}"), illegal("The bulk request must be terminated by a newline [\\n]".into()));
         assert_eq!(err("[1]\n").reason, "Malformed action/metadata line [1], expected START_OBJECT but found [START_ARRAY]");
         assert_eq!(err("{}\n").reason, "Malformed action/metadata line [1], expected FIELD_NAME but found [END_OBJECT]");
         assert_eq!(
@@ -476,10 +466,7 @@ mod tests {
             err("{\"index\":{\"_index\":\"a\"}}\n{}\n{\"upsert\":{}}\n{}\n").reason,
             "Malformed action/metadata line [3], expected field [create], [delete], [index] or [update] but found [upsert]"
         );
-        assert_eq!(
-            err("{\"index\":{\"_type\":\"doc\"}}\n{}\n").reason,
-            "Action/metadata line [1] contains an unknown parameter [_type]"
-        );
+        assert_eq!(err("{\"index\":{\"_type\":\"doc\"}}\n{}\n").reason, "Action/metadata line [1] contains an unknown parameter [_type]");
         assert_eq!(
             err("{\"index\":{\"_id\":[1]}}\n{}\n").reason,
             "Malformed action/metadata line [1], expected a simple value for field [_id] but found [START_ARRAY]"

@@ -190,8 +190,7 @@ async fn dispatch(shared: &Shared, faults: &EsFaults, conn: &Conn, parts: &Parts
             return Ok(());
         }
         let names: Vec<&str> = allowed.iter().map(Method::as_str).collect();
-        let message =
-            format!("Incorrect HTTP method for uri [{}] and method [{method}], allowed: [{}]", uri(parts), names.join(", "));
+        let message = format!("Incorrect HTTP method for uri [{}] and method [{method}], allowed: [{}]", uri(parts), names.join(", "));
         Err(Reply::simple(405, &message))
     };
     let read = [Method::GET, Method::HEAD];
@@ -222,10 +221,9 @@ fn check_content_type(headers: &HeaderMap) -> Result<(), Reply> {
     let text = value.to_str().unwrap_or_default();
     let mime = text.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
     match mime.as_str() {
-        "application/json"
-        | "application/x-ndjson"
-        | "application/vnd.elasticsearch+json"
-        | "application/vnd.elasticsearch+x-ndjson" => Ok(()),
+        "application/json" | "application/x-ndjson" | "application/vnd.elasticsearch+json" | "application/vnd.elasticsearch+x-ndjson" => {
+            Ok(())
+        }
         _ => Err(Reply::simple(406, &format!("Content-Type header [{text}] is not supported"))),
     }
 }
@@ -245,9 +243,8 @@ fn authenticate(config: &EsConfig, parts: &Parts) -> Result<(), Reply> {
         Err(reply)
     };
     let missing = || refused(format!("missing authentication credentials for REST request [{}]", uri(parts)));
-    let unknown = || {
-        refused("unable to authenticate with provided credentials and anonymous access is not allowed for this request".into())
-    };
+    let unknown =
+        || refused("unable to authenticate with provided credentials and anonymous access is not allowed for this request".into());
     match scheme.to_ascii_lowercase().as_str() {
         "basic" => {
             let decoded = STANDARD.decode(credentials).ok().and_then(|d| String::from_utf8(d).ok());
@@ -320,8 +317,7 @@ fn no_master() -> Reply {
 
 fn health(shared: &Shared, faults: &EsFaults) -> Reply {
     let indices = shared.store().names().len();
-    let (status, active, unassigned, percent) =
-        if faults.red { ("red", 0, indices.max(1), "0.0") } else { ("green", indices, 0, "100.0") };
+    let (status, active, unassigned, percent) = if faults.red { ("red", 0, indices.max(1), "0.0") } else { ("green", indices, 0, "100.0") };
     let (cluster, discovered) = match shared.config.flavor {
         Flavor::Elasticsearch => ("elasticsearch", ""),
         Flavor::OpenSearch => ("opensearch", r#""discovered_master":true,"discovered_cluster_manager":true,"#),
@@ -342,10 +338,7 @@ fn count(shared: &Shared, expression: &str) -> Reply {
     };
     let count: usize = names.iter().filter_map(|n| store.index(n)).map(|i| i.len()).sum();
     let shards = names.len();
-    Reply::json(
-        200,
-        format!(r#"{{"count":{count},"_shards":{{"total":{shards},"successful":{shards},"skipped":0,"failed":0}}}}"#),
-    )
+    Reply::json(200, format!(r#"{{"count":{count},"_shards":{{"total":{shards},"successful":{shards},"skipped":0,"failed":0}}}}"#))
 }
 
 fn get_doc(shared: &Shared, name: &str, id: &str) -> Reply {
@@ -393,17 +386,12 @@ fn bulk_request(
     default_index: Option<&str>,
     started: Instant,
 ) -> Reply {
-    let gzip =
-        parts.headers.get(CONTENT_ENCODING).and_then(|v| v.to_str().ok()).is_some_and(|v| v.trim().eq_ignore_ascii_case("gzip"));
+    let gzip = parts.headers.get(CONTENT_ENCODING).and_then(|v| v.to_str().ok()).is_some_and(|v| v.trim().eq_ignore_ascii_case("gzip"));
     let data: Cow<'_, [u8]> = if gzip {
         match gunzip(bytes) {
             Ok(data) => Cow::Owned(data),
             Err(e) => {
-                return Reply::exception(
-                    400,
-                    "illegal_argument_exception",
-                    &format!("Failed to decompress the request body: {e}"),
-                );
+                return Reply::exception(400, "illegal_argument_exception", &format!("Failed to decompress the request body: {e}"));
             }
         }
     } else {

@@ -355,8 +355,7 @@ impl Store {
                     let reason = "script updates are not supported by this emulator";
                     return failed(400, error_object("illegal_argument_exception", reason, ""));
                 }
-                let existing =
-                    index.docs.get(&id).map(|d| serde_json::from_str::<Map<String, Value>>(&d.source).unwrap_or_default());
+                let existing = index.docs.get(&id).map(|d| serde_json::from_str::<Map<String, Value>>(&d.source).unwrap_or_default());
                 let (source, created) = match existing {
                     Some(mut source) => {
                         let before = source.clone();
@@ -439,31 +438,25 @@ fn parse_failure(flavor: Flavor, failure: &DocFailure, id: &str) -> String {
         DocFailure::Malformed { column, message } => {
             let caused_by = format!(r#","caused_by":{}"#, error_object("json_parse_exception", message, ""));
             match flavor {
-                Flavor::Elasticsearch => {
-                    error_object("document_parsing_exception", &format!("[1:{column}] failed to parse"), &caused_by)
-                }
+                Flavor::Elasticsearch => error_object("document_parsing_exception", &format!("[1:{column}] failed to parse"), &caused_by),
                 Flavor::OpenSearch => error_object("mapper_parsing_exception", "failed to parse", &caused_by),
             }
         }
         DocFailure::Empty => plain_mapping_error(flavor, 1, "failed to parse, document is empty"),
         DocFailure::NotAnObject => plain_mapping_error(flavor, 1, "Malformed content, must start with an object"),
         DocFailure::Metadata { field, column } => {
-            let reason = format!(
-                "Field [{field}] is a metadata field and cannot be added inside a document. Use the index API request parameters."
-            );
+            let reason =
+                format!("Field [{field}] is a metadata field and cannot be added inside a document. Use the index API request parameters.");
             plain_mapping_error(flavor, *column, &reason)
         }
         DocFailure::Rejected { field, preview, column } => {
             let preview: String = preview.chars().take(20).collect();
             let cause = format!("For input string: \"{preview}\"");
-            let reason = format!(
-                "failed to parse field [{field}] of type [long] in document with id '{id}'. Preview of field's value: '{preview}'"
-            );
+            let reason =
+                format!("failed to parse field [{field}] of type [long] in document with id '{id}'. Preview of field's value: '{preview}'");
             let caused_by = format!(r#","caused_by":{}"#, error_object("illegal_argument_exception", &cause, ""));
             match flavor {
-                Flavor::Elasticsearch => {
-                    error_object("document_parsing_exception", &format!("[1:{column}] {reason}"), &caused_by)
-                }
+                Flavor::Elasticsearch => error_object("document_parsing_exception", &format!("[1:{column}] {reason}"), &caused_by),
                 Flavor::OpenSearch => error_object("mapper_parsing_exception", &reason, &caused_by),
             }
         }

@@ -176,8 +176,7 @@ fn channel(parts: &Parts) -> Result<String, Reply> {
 /// The body, gunzipped if so encoded. `None` when it cannot be read or decoded.
 async fn read_body(parts: &Parts, body: Body) -> Option<Vec<u8>> {
     let bytes = axum::body::to_bytes(body, usize::MAX).await.ok()?;
-    let gzip =
-        parts.headers.get(CONTENT_ENCODING).and_then(|v| v.to_str().ok()).is_some_and(|v| v.trim().eq_ignore_ascii_case("gzip"));
+    let gzip = parts.headers.get(CONTENT_ENCODING).and_then(|v| v.to_str().ok()).is_some_and(|v| v.trim().eq_ignore_ascii_case("gzip"));
     if gzip { gunzip(&bytes).ok() } else { Some(bytes.to_vec()) }
 }
 

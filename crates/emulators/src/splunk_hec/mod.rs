@@ -152,12 +152,8 @@ impl HecEmulator {
     /// `sourcetype`, `index`, `event` and `fields` (defaults filled in, `time` a number).
     pub fn events(&self) -> Vec<Value> {
         let events = self.shared.state().events.clone();
-        let defaults = Defaults {
-            host: DEFAULT_HOST,
-            source: DEFAULT_SOURCE,
-            sourcetype: DEFAULT_SOURCETYPE,
-            index: &self.shared.default_index,
-        };
+        let defaults =
+            Defaults { host: DEFAULT_HOST, source: DEFAULT_SOURCE, sourcetype: DEFAULT_SOURCETYPE, index: &self.shared.default_index };
         events.iter().map(|e| e.envelope(&defaults)).collect()
     }
 

@@ -156,8 +156,7 @@ fn python_json(value: &Value, pretty: bool) -> String {
         let mut ser = serde_json::Serializer::with_formatter(&mut out, PyFormatter { pretty: true, indent: 0, has_value: false });
         serde::Serialize::serialize(value, &mut ser)
     } else {
-        let mut ser =
-            serde_json::Serializer::with_formatter(&mut out, PyFormatter { pretty: false, indent: 0, has_value: false });
+        let mut ser = serde_json::Serializer::with_formatter(&mut out, PyFormatter { pretty: false, indent: 0, has_value: false });
         serde::Serialize::serialize(value, &mut ser)
     };
     written.expect("a JSON value serializes");

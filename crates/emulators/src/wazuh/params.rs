@@ -64,13 +64,9 @@ impl Format {
                 let digits = v.bytes().take_while(u8::is_ascii_digit).count();
                 digits > 0 && (digits == v.len() || (digits + 1 == v.len() && v.ends_with(['d', 'h', 'm', 's'])))
             }
-            Format::Hash => {
-                v.is_empty() || (v.bytes().all(|b| b.is_ascii_hexdigit()) && [32, 40, 56, 64, 96, 128].contains(&v.len()))
-            }
+            Format::Hash => v.is_empty() || (v.bytes().all(|b| b.is_ascii_hexdigit()) && [32, 40, 56, 64, 96, 128].contains(&v.len())),
             Format::GroupNames => {
-                !v.is_empty()
-                    && !matches!(v, "." | ".." | "all")
-                    && v.chars().all(|c| c.is_ascii_alphanumeric() || ".-_".contains(c))
+                !v.is_empty() && !matches!(v, "." | ".." | "all") && v.chars().all(|c| c.is_ascii_alphanumeric() || ".-_".contains(c))
             }
         }
     }
@@ -95,8 +91,7 @@ const AGENT_ID: &str = "{'description': 'Agent ID', 'format': 'numbers', 'minLen
 
 const PRETTY: Spec = spec("pretty", Kind::Bool, BOOL);
 const WAIT: Spec = spec("wait_for_complete", Kind::Bool, BOOL);
-const OFFSET: Spec =
-    spec("offset", Kind::Int { min: 0, max: None }, "{'default': 0, 'format': 'int32', 'minimum': 0, 'type': 'integer'}");
+const OFFSET: Spec = spec("offset", Kind::Int { min: 0, max: None }, "{'default': 0, 'format': 'int32', 'minimum': 0, 'type': 'integer'}");
 const LIMIT: Spec = spec(
     "limit",
     Kind::Int { min: 1, max: Some(100_000) },
@@ -137,11 +132,7 @@ pub(super) const AGENTS: &[Spec] = &[
     alnum("os.name"),
     alnum("manager"),
     alnum("version"),
-    spec(
-        "group",
-        Kind::Str(Some(Format::GroupNames)),
-        "{'description': 'Group name', 'format': 'group_names', 'type': 'string'}",
-    ),
+    spec("group", Kind::Str(Some(Format::GroupNames)), "{'description': 'Group name', 'format': 'group_names', 'type': 'string'}"),
     spec("node_name", Kind::Str(Some(Format::Names)), "{'format': 'names', 'type': 'string'}"),
     alnum("name"),
     alnum("ip"),
@@ -286,9 +277,7 @@ fn check_string(spec: &Spec, value: &str, item: Option<usize>, format: Option<Fo
         Some(None) if value.is_empty() || !value.bytes().all(|b| b.is_ascii_digit()) => {
             Err(schema_error(format!("{repr} is not a 'numbers'"), "format", spec, item, repr))
         }
-        Some(Some(f)) if !f.check(value) => {
-            Err(schema_error(format!("{repr} is not a {}", py_repr(f.name())), "format", spec, item, repr))
-        }
+        Some(Some(f)) if !f.check(value) => Err(schema_error(format!("{repr} is not a {}", py_repr(f.name())), "format", spec, item, repr)),
         _ => Ok(()),
     }
 }
@@ -324,22 +313,10 @@ pub(super) fn validate(specs: &[Spec], query: &[(String, String)], agent_id: Opt
             Kind::Int { min, max } => {
                 let n: i64 = last.trim().parse().map_err(|_| wrong_type("integer"))?;
                 if n < min {
-                    return Err(schema_error(
-                        format!("{n} is less than the minimum of {min}"),
-                        "minimum",
-                        spec,
-                        None,
-                        n.to_string(),
-                    ));
+                    return Err(schema_error(format!("{n} is less than the minimum of {min}"), "minimum", spec, None, n.to_string()));
                 }
                 if let Some(max) = max.filter(|m| n > *m) {
-                    return Err(schema_error(
-                        format!("{n} is greater than the maximum of {max}"),
-                        "maximum",
-                        spec,
-                        None,
-                        n.to_string(),
-                    ));
+                    return Err(schema_error(format!("{n} is greater than the maximum of {max}"), "maximum", spec, None, n.to_string()));
                 }
                 Param::Int(n)
             }
@@ -386,10 +363,7 @@ mod tests {
 
     #[test]
     fn messages() {
-        assert_eq!(
-            validate(AGENTS, &q(&[("foo", "1"), ("bar", "2")]), None).unwrap_err(),
-            "Extra query parameter(s) bar,foo not in spec"
-        );
+        assert_eq!(validate(AGENTS, &q(&[("foo", "1"), ("bar", "2")]), None).unwrap_err(), "Extra query parameter(s) bar,foo not in spec");
         assert_eq!(
             validate(AGENTS, &q(&[("limit", "x")]), None).unwrap_err(),
             "Wrong type, expected 'integer' for query parameter 'limit'"

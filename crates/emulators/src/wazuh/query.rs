@@ -218,13 +218,7 @@ pub(super) struct Page {
 
 /// Runs `query` over `rows` (each aligned with `table.fields`); `allowed` are the fields that
 /// may be selected, filtered and sorted on (syscheck's summary narrows them).
-pub(super) fn run(
-    table: &Table,
-    allowed: &[&'static str],
-    rows: &[Vec<Sql>],
-    query: &Query,
-    now: i64,
-) -> Result<Page, WazuhError> {
+pub(super) fn run(table: &Table, allowed: &[&'static str], rows: &[Vec<Sql>], query: &Query, now: i64) -> Result<Page, WazuhError> {
     let select = select_fields(allowed, query.select.as_deref())?;
     let mut toks = legacy_filters(table, &query.filters, now)?;
     if !query.q.is_empty() {
@@ -239,8 +233,7 @@ pub(super) fn run(
         }
         toks.push(Tok::Cond(search_cond(table, allowed, search)));
     }
-    let mut matched: Vec<&Vec<Sql>> =
-        rows.iter().filter(|row| toks.is_empty() || Eval { toks: &toks, pos: 0, row }.run()).collect();
+    let mut matched: Vec<&Vec<Sql>> = rows.iter().filter(|row| toks.is_empty() || Eval { toks: &toks, pos: 0, row }.run()).collect();
 
     let mut out_fields: Vec<&str> = select.clone();
     if query.distinct {
@@ -411,9 +404,7 @@ fn date_prefix(value: &str) -> bool {
 fn parse_date(value: &str) -> Option<i64> {
     let v = value.strip_suffix('Z').unwrap_or(value);
     if v.len() == 10 {
-        return NaiveDate::parse_from_str(v, "%Y-%m-%d")
-            .ok()
-            .map(|d| d.and_hms_opt(0, 0, 0).expect("midnight").and_utc().timestamp());
+        return NaiveDate::parse_from_str(v, "%Y-%m-%d").ok().map(|d| d.and_hms_opt(0, 0, 0).expect("midnight").and_utc().timestamp());
     }
     let v = v.replacen('T', " ", 1);
     NaiveDateTime::parse_from_str(&v, "%Y-%m-%d %H:%M:%S%.f").ok().map(|d| d.and_utc().timestamp())
@@ -586,9 +577,7 @@ fn eval(cond: &Cond, row: &[Sql]) -> bool {
     match cond {
         Cond::IsNull { idx } => row[*idx] == Sql::Null,
         Cond::Cmp { idx, op, value, exact } => match op {
-            Op::Like => {
-                row[*idx].as_text().is_some_and(|t| like(if *exact { value.clone() } else { format!("%{value}%") }.as_str(), &t))
-            }
+            Op::Like => row[*idx].as_text().is_some_and(|t| like(if *exact { value.clone() } else { format!("%{value}%") }.as_str(), &t)),
             _ => compare(&row[*idx], value).is_some_and(|o| match op {
                 Op::Eq => o.is_eq(),
                 Op::Ne => o.is_ne(),
@@ -681,10 +670,8 @@ fn cast_int(v: &Sql) -> Sql {
     match v {
         Sql::Text(s) => {
             let s = s.trim_start();
-            let end = s
-                .char_indices()
-                .find(|(k, c)| !(c.is_ascii_digit() || (*k == 0 && (*c == '-' || *c == '+'))))
-                .map_or(s.len(), |(k, _)| k);
+            let end =
+                s.char_indices().find(|(k, c)| !(c.is_ascii_digit() || (*k == 0 && (*c == '-' || *c == '+')))).map_or(s.len(), |(k, _)| k);
             Sql::Int(s[..end].parse().unwrap_or(0))
         }
         other => other.clone(),
@@ -820,14 +807,7 @@ mod tests {
     fn rows() -> Vec<Vec<Sql>> {
         vec![
             vec![Sql::Int(0), Sql::text("mgr"), Sql::text("active"), Sql::Null, Sql::Int(253402300799), Sql::text("Ubuntu")],
-            vec![
-                Sql::Int(1),
-                Sql::text("web"),
-                Sql::text("active"),
-                Sql::text("default,web"),
-                Sql::Int(1000),
-                Sql::text("Ubuntu"),
-            ],
+            vec![Sql::Int(1), Sql::text("web"), Sql::text("active"), Sql::text("default,web"), Sql::Int(1000), Sql::text("Ubuntu")],
             vec![Sql::Int(2), Sql::text("db"), Sql::text("disconnected"), Sql::text("default"), Sql::Int(500), Sql::Null],
         ]
     }
@@ -845,11 +825,8 @@ mod tests {
         assert_eq!(ids(Query { q: "os.name=null".into(), ..Default::default() }), vec![2]);
         assert_eq!(ids(Query { q: "group=web".into(), ..Default::default() }), vec![1]);
         // An OR in q reaches past the legacy filters, as in the generated SQL.
-        let q = Query {
-            filters: vec![("status".into(), vec!["disconnected".into()])],
-            q: "name=mgr,name=web".into(),
-            ..Default::default()
-        };
+        let q =
+            Query { filters: vec![("status".into(), vec!["disconnected".into()])], q: "name=mgr,name=web".into(), ..Default::default() };
         assert_eq!(ids(q), vec![1]);
         // Older than 1200 s: the manager never is.
         assert_eq!(ids(Query { q: "lastKeepAlive>1200".into(), ..Default::default() }), vec![2]);
@@ -858,8 +835,7 @@ mod tests {
 
     #[test]
     fn q_errors() {
-        let err =
-            |q: &str| run(&T, T.fields, &rows(), &Query { q: q.into(), limit: 5, ..Default::default() }, 0).err().unwrap().code;
+        let err = |q: &str| run(&T, T.fields, &rows(), &Query { q: q.into(), limit: 5, ..Default::default() }, 0).err().unwrap().code;
         assert_eq!(err("nope=1"), 1408);
         assert_eq!(err("name<=1"), 1409);
         assert_eq!(err("name"), 1407);
@@ -873,8 +849,7 @@ mod tests {
         assert_eq!(ids(Query { search: Some(Search::parse("-web")), ..Default::default() }), vec![0, 2]);
         assert_eq!(ids(Query { search: Some(Search::parse("002")), ..Default::default() }), vec![2]);
         assert_eq!(ids(Query { sort: Some(Sort::parse("-name")), ..Default::default() }), vec![1, 0, 2]);
-        let page = run(&T, T.fields, &rows(), &Query { select: Some(vec!["os.name".into()]), limit: 1, ..Default::default() }, 0)
-            .unwrap();
+        let page = run(&T, T.fields, &rows(), &Query { select: Some(vec!["os.name".into()]), limit: 1, ..Default::default() }, 0).unwrap();
         assert_eq!(Value::Object(page.items[0].clone()), serde_json::json!({"id": 0, "os": {"name": "Ubuntu"}}));
         assert_eq!(page.total, 3);
         let bad = run(&T, T.fields, &rows(), &Query { select: Some(vec!["x".into()]), limit: 1, ..Default::default() }, 0);

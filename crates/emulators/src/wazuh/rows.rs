@@ -105,11 +105,8 @@ pub(super) fn agent_row(s: &Stored) -> Vec<Sql> {
     let opt = |v: Option<String>| if reported { Sql::opt(v) } else { Sql::Null };
     let groups = (!a.groups.is_empty()).then(|| a.groups.join(","));
     let keepalive = if never { Sql::Null } else { Sql::Int(a.last_keep_alive.timestamp()) };
-    let disconnection = if status == "disconnected" {
-        Sql::Int((a.last_keep_alive.timestamp() + 600).min(Utc::now().timestamp()))
-    } else {
-        Sql::Int(0)
-    };
+    let disconnection =
+        if status == "disconnected" { Sql::Int((a.last_keep_alive.timestamp() + 600).min(Utc::now().timestamp())) } else { Sql::Int(0) };
     let sums = groups.as_deref().filter(|_| reported && !manager).map(pseudo_md5);
     vec![
         opt(os.arch.map(str::to_string)),
@@ -274,9 +271,7 @@ pub(super) fn package_row(s: &Stored, p: &Package) -> Vec<Sql> {
             let date = (s.date_add - chrono::Duration::days((h % 400) as i64)).format("%Y%m%d").to_string();
             (Sql::Null, Sql::Null, Sql::Null, Sql::Null, Sql::text(location), Sql::text(date))
         }
-        _ => {
-            (Sql::Null, Sql::Null, Sql::Null, Sql::Null, Sql::text(format!("/Applications/{}.app", p.name)), Sql::text(installed))
-        }
+        _ => (Sql::Null, Sql::Null, Sql::Null, Sql::Null, Sql::text(format!("/Applications/{}.app", p.name)), Sql::text(installed)),
     };
     vec![
         Sql::Int(0),

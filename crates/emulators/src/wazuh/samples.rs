@@ -161,8 +161,7 @@ pub(super) fn os_details(platform: &str, name: &str, version: &str, hostname: &s
         };
     }
     let known = LINUX.iter().find(|r| r.platform == platform && version.starts_with(r.version));
-    let (pretty, codename, release, kernel) =
-        known.map_or((None, None, "6.1.0", "#1 SMP"), |r| (r.pretty, r.codename, r.kernel, r.build));
+    let (pretty, codename, release, kernel) = known.map_or((None, None, "6.1.0", "#1 SMP"), |r| (r.pretty, r.codename, r.kernel, r.build));
     OsDetails {
         codename_pretty: pretty,
         codename,
@@ -356,8 +355,7 @@ const WINDOWS_FILES: &[&str] = &[
     "c:\\programdata\\microsoft\\windows\\start menu\\programs\\startup\\desktop.ini",
 ];
 
-const ROLES: &[&str] =
-    &["web", "db", "app", "api", "cache", "mail", "dns", "vpn", "build", "ci", "proxy", "kafka", "elastic", "ldap"];
+const ROLES: &[&str] = &["web", "db", "app", "api", "cache", "mail", "dns", "vpn", "build", "ci", "proxy", "kafka", "elastic", "ldap"];
 
 fn hex(rng: &mut StdRng, len: usize) -> String {
     (0..len).map(|_| char::from_digit(rng.random_range(0..16), 16).expect("hex digit")).collect()

@@ -50,9 +50,18 @@ struct Request {
 enum Reply {
     Ok(Value),
     /// The Elements API's flat envelope: `{"message", "code": status * 1000 + sub, "transactionId"}`.
-    Error { status: StatusCode, sub: u32, message: String, retry_after: Option<u64> },
+    Error {
+        status: StatusCode,
+        sub: u32,
+        message: String,
+        retry_after: Option<u64>,
+    },
     /// The token endpoint's OAuth 2 envelope: `{"error", "error_description"}`.
-    OAuth { status: StatusCode, error: &'static str, description: String },
+    OAuth {
+        status: StatusCode,
+        error: &'static str,
+        description: String,
+    },
 }
 
 impl Reply {
@@ -69,12 +78,7 @@ impl Reply {
     }
 
     fn throttled(retry_after: u64) -> Reply {
-        Reply::Error {
-            status: StatusCode::TOO_MANY_REQUESTS,
-            sub: 0,
-            message: "Too many requests.".into(),
-            retry_after: Some(retry_after),
-        }
+        Reply::Error { status: StatusCode::TOO_MANY_REQUESTS, sub: 0, message: "Too many requests.".into(), retry_after: Some(retry_after) }
     }
 
     fn oauth(status: StatusCode, error: &'static str, description: impl Into<String>) -> Reply {

@@ -14,17 +14,48 @@ use super::state::{Org, Stored};
 /// The engines of each `engineGroup`. Matching ignores case: the API emits `"amsi"` although
 /// the documentation spells `AMSI`.
 const ENGINE_GROUPS: &[(&str, &[&str])] = &[
-    ("epp", &[
-        "amsi", "activityMonitor", "activityMonitorClientProtection", "applicationControl", "browsingProtection",
-        "connectionControl", "connector", "dataGuard", "deepGuard", "deviceControl", "fileScanning", "firewall",
-        "integrityChecker", "manualScanning", "product", "realtimeScanning", "reputationBasedBrowsing", "setting",
-        "systemEventsLog", "tamperProtection", "webContentControl", "webTrafficScanning", "xFence",
-    ]),
+    (
+        "epp",
+        &[
+            "amsi",
+            "activityMonitor",
+            "activityMonitorClientProtection",
+            "applicationControl",
+            "browsingProtection",
+            "connectionControl",
+            "connector",
+            "dataGuard",
+            "deepGuard",
+            "deviceControl",
+            "fileScanning",
+            "firewall",
+            "integrityChecker",
+            "manualScanning",
+            "product",
+            "realtimeScanning",
+            "reputationBasedBrowsing",
+            "setting",
+            "systemEventsLog",
+            "tamperProtection",
+            "webContentControl",
+            "webTrafficScanning",
+            "xFence",
+        ],
+    ),
     ("edr", &["edr"]),
-    ("ecp", &[
-        "emailScan", "inboxRuleScan", "oneDriveScan", "sharePointScan", "teamsScan", "emailBreach",
-        "cloudIdentityAzure", "cloudWorkloadAzure",
-    ]),
+    (
+        "ecp",
+        &[
+            "emailScan",
+            "inboxRuleScan",
+            "oneDriveScan",
+            "sharePointScan",
+            "teamsScan",
+            "emailBreach",
+            "cloudIdentityAzure",
+            "cloudWorkloadAzure",
+        ],
+    ),
     ("xm", &["xmRecommendation"]),
 ];
 
@@ -43,13 +74,7 @@ impl Params {
     /// Every value of a multi-valued parameter, sent as repeated keys (`engineGroup=epp&engineGroup=edr`)
     /// or comma-joined (`engineGroup=epp,edr`, as WithSecure's own Sentinel connector does).
     pub fn all(&self, key: &str) -> Vec<&str> {
-        self.0
-            .iter()
-            .filter(|(k, _)| k == key)
-            .flat_map(|(_, v)| v.split(','))
-            .map(str::trim)
-            .filter(|v| !v.is_empty())
-            .collect()
+        self.0.iter().filter(|(k, _)| k == key).flat_map(|(_, v)| v.split(',')).map(str::trim).filter(|v| !v.is_empty()).collect()
     }
 
     fn limit(&self) -> Result<usize, String> {
@@ -168,8 +193,7 @@ impl EventQuery {
     /// One page: `{"items": [...], "nextAnchor": ...}`, `nextAnchor` only when more items match.
     pub fn page(&self, events: &[Stored]) -> Value {
         let range = &events[self.bounds(events)];
-        let ordered: Box<dyn Iterator<Item = &Stored>> =
-            if self.ascending { Box::new(range.iter()) } else { Box::new(range.iter().rev()) };
+        let ordered: Box<dyn Iterator<Item = &Stored>> = if self.ascending { Box::new(range.iter()) } else { Box::new(range.iter().rev()) };
         let mut matching = ordered.filter(|e| self.admits(e));
         let page: Vec<&Stored> = matching.by_ref().take(self.limit).collect();
         let mut body = json!({ "items": page.iter().map(|e| &e.value).collect::<Vec<_>>() });

@@ -81,8 +81,8 @@ pub fn templates() -> &'static [Template] {
             .iter()
             .map(|text| {
                 let event: Value = serde_json::from_str(text).expect("the samples are JSON");
-                let persisted = parse(event["persistenceTimestamp"].as_str().unwrap_or_default())
-                    .expect("the samples have a persistenceTimestamp");
+                let persisted =
+                    parse(event["persistenceTimestamp"].as_str().unwrap_or_default()).expect("the samples have a persistenceTimestamp");
                 Template { event, persisted }
             })
             .collect()

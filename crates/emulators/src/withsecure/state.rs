@@ -169,8 +169,7 @@ impl State {
     }
 
     pub fn max_requests_in_any_minute(&self, client: &str) -> usize {
-        let times: Vec<Instant> =
-            self.requests.iter().filter(|r| r.client_id.as_deref() == Some(client)).map(|r| r.at).collect();
+        let times: Vec<Instant> = self.requests.iter().filter(|r| r.client_id.as_deref() == Some(client)).map(|r| r.at).collect();
         let mut best = 0;
         let mut first = 0;
         for last in 0..times.len() {
