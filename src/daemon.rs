@@ -12,11 +12,14 @@ use crate::config::Config;
 use crate::pipeline::runtime::Runtime;
 use crate::service;
 use crate::store::Store;
+use crate::store::lock::StateLock;
 use crate::telemetry;
 
 /// Runs the pipeline of `config` (read from `path`) until SIGTERM or SIGINT; SIGHUP, a change of
 /// the file or of the API's SIEM connections reloads it. An error means it could not start.
 pub async fn run(path: PathBuf, config: Config) -> anyhow::Result<()> {
+    // One daemon per state directory; taken first, so a second one touches nothing.
+    let _lock = StateLock::acquire(&config.state_dir)?;
     let metrics = telemetry::init_metrics(config.metrics_listen)?;
     let api_config = config.api.clone();
     let signals = || -> std::io::Result<_> {
@@ -24,7 +27,7 @@ pub async fn run(path: PathBuf, config: Config) -> anyhow::Result<()> {
     };
     let (mut term, mut int, mut hup) = signals().context("installing signal handlers")?;
     // SIEM connections created through the API run like sinks of the file.
-    let store = Store::open(&config.state_dir).context("cannot open the store")?;
+    let store = Store::open_checked(&config.state_dir, &path.display().to_string()).context("cannot open the store")?;
     let sinks = store.api_sinks().await.context("cannot read the API's SIEM connections")?;
     let config = crate::api::siem::merge(config, &sinks);
     let mut runtime = Runtime::start(config).await.context("cannot start")?;

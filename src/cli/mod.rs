@@ -4,6 +4,7 @@
 mod check;
 mod convert;
 mod status;
+mod store;
 mod token;
 
 use std::path::PathBuf;
@@ -76,6 +77,11 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Check the embedded store's integrity, or salvage a damaged one into a new store.
+    Store {
+        #[command(subcommand)]
+        action: StoreAction,
+    },
     /// Manage the REST API's bearer tokens (kept hashed in the store).
     Token {
         #[command(subcommand)]
@@ -83,6 +89,21 @@ pub enum Command {
     },
     /// Print the version.
     Version,
+}
+
+#[derive(Subcommand)]
+pub enum StoreAction {
+    /// Run SQLite's full integrity check on the store: exit 0 intact, 1 damaged.
+    Check {
+        #[arg(short, long, default_value = "sluice.yml")]
+        config: PathBuf,
+    },
+    /// Copy every readable row into a new store that takes the damaged one's place (kept as
+    /// `sluice.db.damaged-<time>`). sluice must be stopped.
+    Salvage {
+        #[arg(short, long, default_value = "sluice.yml")]
+        config: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -132,6 +153,7 @@ pub fn main() -> ExitCode {
         Command::Convert { decoder, format, file } => convert::convert(&decoder, &format, file.as_deref()),
         Command::Status { config, json } => runtime().block_on(status::status(&config, json)),
         Command::Token { action } => runtime().block_on(token::token(action)),
+        Command::Store { action } => store::store(action),
         Command::Testserver { listen } => runtime().block_on(testserver(listen)),
         Command::Demo { dir, events } => {
             telemetry::init_logging(cli.log_format, cli.log_level.as_deref().or(Some("warn")), None);
