@@ -6,6 +6,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use anyhow::Context;
 use rusqlite::Connection;
@@ -41,6 +42,44 @@ const MIGRATIONS: &[&str] = &[
 pub struct Store {
     conn: Arc<Mutex<Connection>>,
     path: PathBuf,
+    space: Arc<Space>,
+}
+
+/// Whether the store's disk has room; logged once when it fills and once when it frees.
+#[derive(Default)]
+struct Space {
+    full: Mutex<Option<(String, std::time::Instant)>>,
+}
+
+impl Space {
+    fn wait(&self, path: &Path, e: &rusqlite::Error) {
+        let mut full = self.full.lock().expect("store space poisoned");
+        match &mut *full {
+            None => {
+                tracing::error!(store = %path.display(), error = %e,
+                    "the store's disk is full: intake waits (nothing is lost or repeated) and resumes by itself once there is room");
+                metrics::gauge!("sluice_store_full").set(1.0);
+                *full = Some((e.to_string(), std::time::Instant::now()));
+            }
+            Some((_, since)) if since.elapsed() >= Duration::from_secs(60) => {
+                tracing::error!(store = %path.display(), error = %e, "the store's disk is still full; intake still waits");
+                *since = std::time::Instant::now();
+            }
+            Some(_) => {}
+        }
+    }
+
+    fn resumed(&self, path: &Path) {
+        let mut full = self.full.lock().expect("store space poisoned");
+        if full.take().is_some() {
+            tracing::info!(store = %path.display(), "the store's disk has room again: intake resumes");
+            metrics::gauge!("sluice_store_full").set(0.0);
+        }
+    }
+
+    fn reason(&self) -> Option<String> {
+        self.full.lock().expect("store space poisoned").as_ref().map(|(reason, _)| reason.clone())
+    }
 }
 
 impl Store {
@@ -53,7 +92,7 @@ impl Store {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
         loop {
             match Self::connect(&path) {
-                Ok(conn) => return Ok(Store { conn: Arc::new(Mutex::new(conn)), path }),
+                Ok(conn) => return Ok(Store { conn: Arc::new(Mutex::new(conn)), path, space: Arc::default() }),
                 Err(e) if is_busy(&e) && std::time::Instant::now() < deadline => std::thread::sleep(std::time::Duration::from_millis(50)),
                 Err(e) => return Err(e),
             }
@@ -74,20 +113,47 @@ impl Store {
         &self.path
     }
 
-    /// Runs `f` on the connection in a blocking thread.
+    /// Runs `f` on the connection in a blocking thread. A write the disk has no room for is
+    /// not an error: it waits until there is room (retrying `f`), so the caller — a source
+    /// saving its position, a sink filling its outbox — waits too, and intake stops instead of
+    /// failing and repeating what was already delivered.
     pub(crate) async fn with<R: Send + 'static>(
         &self,
-        f: impl FnOnce(&mut Connection) -> rusqlite::Result<R> + Send + 'static,
+        f: impl Fn(&mut Connection) -> rusqlite::Result<R> + Send + Sync + 'static,
     ) -> anyhow::Result<R> {
-        let conn = self.conn.clone();
-        tokio::task::spawn_blocking(move || {
-            let mut conn = conn.lock().expect("store connection poisoned");
-            f(&mut conn)
-        })
-        .await
-        .context("store thread failed")?
-        .context("store query failed")
+        let f = Arc::new(f);
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            let (conn, attempt) = (self.conn.clone(), f.clone());
+            let result = tokio::task::spawn_blocking(move || {
+                let mut conn = conn.lock().expect("store connection poisoned");
+                attempt(&mut conn)
+            })
+            .await
+            .context("store thread failed")?;
+            match result {
+                Err(e) if is_full(&e) => {
+                    self.space.wait(&self.path, &e);
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                }
+                other => {
+                    self.space.resumed(&self.path);
+                    return other.context("store query failed");
+                }
+            }
+        }
     }
+
+    /// Why the store cannot take writes right now (its disk is full), if it cannot.
+    pub fn no_space(&self) -> Option<String> {
+        self.space.reason()
+    }
+}
+
+/// SQLITE_FULL: the disk (or the file size limit) has no room for the write.
+fn is_full(e: &rusqlite::Error) -> bool {
+    matches!(e, rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::DiskFull)
 }
 
 fn is_busy(e: &anyhow::Error) -> bool {

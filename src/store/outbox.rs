@@ -19,7 +19,7 @@ impl Store {
             {
                 let mut stmt = tx.prepare_cached("INSERT INTO outbox (sink, payload, created_at) VALUES (?1, ?2, ?3)")?;
                 let ts = now();
-                for p in payloads {
+                for p in &payloads {
                     stmt.execute(params![sink, p, ts])?;
                 }
             }
