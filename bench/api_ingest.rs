@@ -6,7 +6,7 @@
 //!
 //! For each target: the maximum rate (64 clients in a closed loop), then an open loop at 50 % and
 //! 90 % of that maximum, reporting p50/p99 latency of the answers. sluice answers 200 only once
-//! the events are durable (fsynced by its file sink). The original seed-004 service (Flask +
+//! the events are durable (fsynced by its file sink). The original Wazuh-to-MongoDB service (Flask +
 //! MongoDB) cannot run here: it needs MongoDB. Prints a Markdown table.
 
 use std::path::{Path, PathBuf};

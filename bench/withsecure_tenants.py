@@ -2,7 +2,7 @@
 
 sluice collects TENANTS tenants x EVENTS events (interval 5 s); we measure the time until every
 tenant is drained, CPU seconds, peak RSS, and the lateness of the slowest tenant (time from start
-to its first collected event). In the same run, the original Python collector (seed 000) collects
+to its first collected event). In the same run, the original Python collector collects
 PEER_TENANTS tenants from the same kind of emulator, as the reference.
 
     python3 bench/withsecure_tenants.py [--tenants 1000] [--events 1000] [--peer-tenants 50]

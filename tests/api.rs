@@ -408,7 +408,7 @@ async fn seed_003_connections_are_live_sinks_that_survive_restarts() {
     let ingest = token(&api.cfg, "ingest", Some("acme"));
     let hec_token = HecConfig::default().token;
 
-    // Seed 003's payload, as its scripts post it.
+    // The original SIEM integration module's payload, as its scripts post it.
     let payload = json!({
         "name": "Splunk prod", "siem_type": "splunk", "endpoint": "127.0.0.1", "port": port.parse::<u16>().unwrap(),
         "use_ssl": false, "verify_ssl": true, "auth_type": "token", "auth_token": hec_token, "index_name": "security",

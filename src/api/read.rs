@@ -93,7 +93,7 @@ pub struct AlertPage {
     next: Option<String>,
 }
 
-/// Wazuh alerts received on the webhook, newest first (seed 004's `/api/alerts`, with paging
+/// Wazuh alerts received on the webhook, newest first (the original Wazuh-to-MongoDB service's `/api/alerts`, with paging
 /// beyond its limit and time ranges).
 #[utoipa::path(get, path = "/api/alerts", tag = "wazuh", params(AlertQuery), responses((status = 200, body = AlertPage), (status = 400), (status = 401), (status = 403)))]
 pub async fn alerts(State(state): State<AppState>, caller: Caller, Query(q): Query<AlertQuery>) -> Result<Json<AlertPage>, ApiError> {

@@ -1,4 +1,4 @@
-//! Seed 004's query endpoints over the Wazuh inventory (collected by `type: wazuh_api`) and the
+//! The original Wazuh-to-MongoDB service's query endpoints over the Wazuh inventory (collected by `type: wazuh_api`) and the
 //! webhook alerts: one record per agent, package and file, paged by cursor, tenant-scoped.
 
 use axum::Json;

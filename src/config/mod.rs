@@ -35,7 +35,7 @@ pub struct Config {
     pub sinks: BTreeMap<String, SinkConfig>,
     pub tenants: Vec<TenantConfig>,
     /// Where the file was read from; relative paths in it are relative to the process's
-    /// working directory, as in the seed tools.
+    /// working directory, as in the original tools.
     pub source_path: PathBuf,
 }
 

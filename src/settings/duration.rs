@@ -1,4 +1,4 @@
-//! Durations in the config: a number of seconds (`300`, as the seed tools wrote them) or a
+//! Durations in the config: a number of seconds (`300`, as the original tools wrote them) or a
 //! human string (`30s`, `5m`, `1h 30m`, `250ms`).
 
 use std::time::Duration;

@@ -1,4 +1,4 @@
-//! Output path templates: `%TAG %TENANCY %UUID %YYYY %MM %DD %hh %mm %ss` (the seed collectors'
+//! Output path templates: `%TAG %TENANCY %UUID %YYYY %MM %DD %hh %mm %ss` (the original data collectors'
 //! variables). `%UUID` is rendered last and once per output file, never once per occurrence.
 
 use chrono::{DateTime, Datelike, Timelike, Utc};

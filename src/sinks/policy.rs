@@ -53,11 +53,11 @@ impl SinkPolicy {
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct BatchPolicy {
-    /// Events per request at most (seed 003's `batch_size`).
+    /// Events per request at most (the original SIEM integration module's `batch_size`).
     pub max_events: NonZeroUsize,
     /// Encoded bytes per request at most (one event larger than this still goes, alone).
     pub max_bytes: NonZeroUsize,
-    /// How long an event may wait for more to fill its batch (seed 003's
+    /// How long an event may wait for more to fill its batch (the original SIEM integration module's
     /// `batch_interval_seconds`). 0: send what is there at once. Above 0, events wait in the
     /// durable outbox, so sources are never held up by it.
     #[serde(with = "duration")]
@@ -129,7 +129,7 @@ impl RetryPolicy {
     }
 }
 
-/// Seed 003's selective export: which events a sink takes.
+/// The original SIEM integration module's selective export: which events a sink takes.
 #[derive(Debug, Clone, PartialEq, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Filter {

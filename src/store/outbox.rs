@@ -107,7 +107,7 @@ impl Store {
             .map(|n| n as u64)
     }
 
-    /// Moves a sink's dead letters younger than `max_age` back to its outbox (seed 003's
+    /// Moves a sink's dead letters younger than `max_age` back to its outbox (the original SIEM integration module's
     /// retry-failed). Returns how many.
     pub async fn retry_dead_letters(&self, sink: &str, max_age: chrono::Duration) -> anyhow::Result<u64> {
         let sink = sink.to_string();

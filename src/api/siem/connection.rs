@@ -1,4 +1,4 @@
-//! Seed 003's SIEM connection, as its API takes it, and its translation into a sink of the
+//! The original SIEM integration module's connection, as its API takes it, and its translation into a sink of the
 //! config file's kinds (`splunk_hec`, `elasticsearch`, `syslog`) with its policy.
 
 use serde::{Deserialize, Serialize};
@@ -10,7 +10,7 @@ use crate::settings::ConfigError;
 use crate::sinks::SinkSettings;
 use crate::sinks::policy::SinkPolicy;
 
-/// A connection as posted (seed 003's fields, plus `tenant` and `leef`).
+/// A connection as posted (the original SIEM integration module's fields, plus `tenant` and `leef`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Connection {
@@ -72,7 +72,7 @@ fn default_batch_size() -> usize {
     100
 }
 
-/// Seed 003's event types → sluice's kinds.
+/// The original SIEM integration module's event types → sluice's kinds.
 fn event_kind(event_type: &str) -> Option<&'static str> {
     Some(match event_type {
         "alert" => "alert",

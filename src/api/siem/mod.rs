@@ -1,4 +1,4 @@
-//! Seed 003's SIEM integration API, same paths and payloads: connections (each a live sink,
+//! The original SIEM integration module's API, same paths and payloads: connections (each a live sink,
 //! persisted in the store, surviving restarts), test, export, pending and failed events,
 //! statistics and health.
 
@@ -219,7 +219,7 @@ pub struct ExportRequest {
     tenant: Option<String>,
 }
 
-/// Exports one event now (seed 003's immediate export), with the same envelope as every other
+/// Exports one event now (the original SIEM integration module's immediate export), with the same envelope as every other
 /// event; 200 once durable at each connection.
 #[utoipa::path(post, path = "/api/v1/siem/export", tag = "siem", request_body = ExportRequest, responses((status = 200, body = Object), (status = 400), (status = 401), (status = 403), (status = 404), (status = 503)))]
 pub async fn export(State(state): State<AppState>, caller: Caller, body: Bytes) -> Result<Json<Value>, ApiError> {
@@ -281,7 +281,7 @@ async fn statistics_of(state: &AppState, sink: &str) -> Result<Value, ApiError> 
     })
 }
 
-/// Totals over the caller's connections (seed 003's shape). A tenant token counts the sinks
+/// Totals over the caller's connections (the original SIEM integration module's shape). A tenant token counts the sinks
 /// only its tenant uses.
 #[utoipa::path(get, path = "/api/v1/siem/statistics", tag = "siem", responses((status = 200, body = Object), (status = 401), (status = 403)))]
 pub async fn statistics(State(state): State<AppState>, caller: Caller) -> Result<Json<Value>, ApiError> {
@@ -303,7 +303,7 @@ pub async fn statistics(State(state): State<AppState>, caller: Caller) -> Result
         "success_rate": rate, "active_connections": active})))
 }
 
-/// Health of each of the caller's connections (seed 003's shape).
+/// Health of each of the caller's connections (the original SIEM integration module's shape).
 #[utoipa::path(get, path = "/api/v1/siem/health", tag = "siem", responses((status = 200, body = Object), (status = 401), (status = 403)))]
 pub async fn health(State(state): State<AppState>, caller: Caller) -> Result<Json<Value>, ApiError> {
     caller.require_read()?;
@@ -361,7 +361,7 @@ pub struct RetryQuery {
     max_age_hours: Option<u32>,
 }
 
-/// Sends dead-lettered events back to their connection's outbox (seed 003's retry-failed); they
+/// Sends dead-lettered events back to their connection's outbox (the original SIEM integration module's retry-failed); they
 /// are delivered within the sink's health interval.
 #[utoipa::path(post, path = "/api/v1/siem/retry-failed", tag = "siem", params(RetryQuery), responses((status = 200, body = Object), (status = 401), (status = 403)))]
 pub async fn retry_failed(State(state): State<AppState>, caller: Caller, Query(q): Query<RetryQuery>) -> Result<Json<Value>, ApiError> {

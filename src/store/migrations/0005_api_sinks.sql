@@ -1,4 +1,4 @@
--- SIEM connections created through the API (seed 003's /api/v1/siem/connections). Each is a
+-- SIEM connections created through the API (the original SIEM integration module's /api/v1/siem/connections). Each is a
 -- sink like one from the config file: started with it, reloaded with it, routed for its tenant.
 -- `definition` is the connection as posted, secrets included: they are never returned by the
 -- API nor logged, and the store file is readable by sluice's user only.

@@ -16,7 +16,7 @@ pub static VENDOR: Vendor = Vendor {
     id_field: Some("id"),
 };
 
-/// Seed 004's rule: ≥12 critical, ≥8 high, ≥5 medium, else low (level 0–2 are informational).
+/// The original Wazuh-to-MongoDB service's rule: ≥12 critical, ≥8 high, ≥5 medium, else low (level 0–2 are informational).
 pub fn level(rule_level: i64) -> Level {
     match rule_level {
         12.. => Level::Critical,
