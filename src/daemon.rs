@@ -18,6 +18,9 @@ use crate::telemetry;
 /// Runs the pipeline of `config` (read from `path`) until SIGTERM or SIGINT; SIGHUP, a change of
 /// the file or of the API's SIEM connections reloads it. An error means it could not start.
 pub async fn run(path: PathBuf, config: Config) -> anyhow::Result<()> {
+    for warning in config.warnings() {
+        tracing::warn!("{warning}");
+    }
     // One daemon per state directory; taken first, so a second one touches nothing.
     let _lock = StateLock::acquire(&config.state_dir)?;
     let metrics = telemetry::init_metrics(config.metrics_listen)?;
@@ -135,16 +138,14 @@ fn summary(runtime: &Runtime) -> String {
     format!("running: {} tenant(s), {sources} source(s), {} sink(s)", config.tenants.len(), config.sinks.len())
 }
 
-/// Detects a changed config file without relying on mtime resolution alone.
+/// The config file's content: a reload happens when its bytes change, not when it or anything
+/// beside it is touched.
 #[derive(PartialEq)]
-struct FileStamp(Option<(std::time::SystemTime, u64, u64)>);
+struct FileStamp(Option<(usize, u64)>);
 
 impl FileStamp {
     fn read(path: &Path) -> Self {
-        FileStamp(std::fs::read(path).ok().and_then(|bytes| {
-            let meta = std::fs::metadata(path).ok()?;
-            Some((meta.modified().ok()?, meta.len(), xxhash_rust::xxh3::xxh3_64(&bytes)))
-        }))
+        FileStamp(std::fs::read(path).ok().map(|bytes| (bytes.len(), xxhash_rust::xxh3::xxh3_64(&bytes))))
     }
 }
 
@@ -159,7 +160,10 @@ mod tests {
         std::fs::write(&path, "tenants: []\n").unwrap();
         let before = FileStamp::read(&path);
         assert!(before == FileStamp::read(&path));
-        std::fs::write(&path, "tenants: [] \n").unwrap();
+        std::fs::write(dir.path().join("other.yml"), "x").unwrap();
+        std::fs::write(&path, "tenants: []\n").unwrap();
+        assert!(before == FileStamp::read(&path), "rewritten with the same bytes, a file beside it: no change");
+        std::fs::write(&path, "tenants: {}\n").unwrap();
         assert!(before != FileStamp::read(&path), "same length, other bytes: a change");
         std::fs::remove_file(&path).unwrap();
         assert!(FileStamp::read(&path) == FileStamp(None));

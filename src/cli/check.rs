@@ -17,6 +17,9 @@ pub fn check(path: &Path) -> ExitCode {
                 sources,
                 config.sinks.len()
             );
+            for warning in config.warnings() {
+                eprintln!("warning: {warning}");
+            }
             ExitCode::SUCCESS
         }
         Err(errors) => {

@@ -146,6 +146,18 @@ fn default_shutdown_timeout() -> Duration {
 }
 
 impl Config {
+    /// What is valid but most likely not meant: a config that would collect nothing.
+    pub fn warnings(&self) -> Vec<String> {
+        let sources: usize = self.tenants.iter().map(|t| t.sources.len()).sum();
+        if self.tenants.is_empty() {
+            vec!["no tenants: sluice would run and collect nothing".into()]
+        } else if sources == 0 && self.api.is_none() {
+            vec!["no sources and no `api:`: sluice would run and collect nothing".into()]
+        } else {
+            Vec::new()
+        }
+    }
+
     /// Reads, expands and validates a config file.
     pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
         let fail = |errors| ConfigErrors { file: path.to_path_buf(), errors };

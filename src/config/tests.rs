@@ -225,3 +225,10 @@ sinks:
         assert!(errs.iter().any(|e| e.starts_with(expected)), "missing {expected:?} in {errs:#?}");
     }
 }
+
+#[test]
+fn a_config_that_collects_nothing_is_valid_with_a_warning() {
+    let empty = Config::parse("", Path::new("."), Path::new("x.yml")).unwrap();
+    assert_eq!(empty.warnings(), ["no tenants: sluice would run and collect nothing"]);
+    assert!(parse(MINIMAL).unwrap().warnings().is_empty());
+}

@@ -50,6 +50,11 @@ pub struct FileSourceConfig {
     /// A VRL program mapping each event to model fields (see `normalize::mapping`).
     #[serde(default, deserialize_with = "mapping")]
     pub mapping: Option<Mapping>,
+    /// Read symbolic links that a wildcard of `path` matches. Off by default: a link dropped in
+    /// a log directory could otherwise make sluice read any file it can open. A `path` without
+    /// wildcards is read even when it is a link: it was named on purpose.
+    #[serde(default)]
+    pub follow_symlinks: bool,
 }
 
 fn mapping<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Mapping>, D::Error> {
@@ -96,9 +101,17 @@ pub async fn run(config: FileSourceConfig, ctx: SourceContext) -> anyhow::Result
     let config = Arc::new(config);
     let mut tailers: HashMap<FileId, Tailing> = HashMap::new();
     let mut first_scan = true;
+    let mut links_skipped = std::collections::HashSet::new();
     loop {
         let mut seen = Vec::new();
         for path in expand_glob(&config.path) {
+            if !config.follow_symlinks && is_wildcard(&config.path) && path.is_symlink() {
+                if links_skipped.insert(path.clone()) {
+                    tracing::warn!(tenant = %ctx.tenant, source = %ctx.source, path = %path.display(),
+                        "skipping a symbolic link matched by the glob (set follow_symlinks: true to read it)");
+                }
+                continue;
+            }
             let Ok(meta) = std::fs::metadata(&path) else { continue };
             if !meta.is_file() {
                 continue;
@@ -141,6 +154,10 @@ pub async fn run(config: FileSourceConfig, ctx: SourceContext) -> anyhow::Result
         }
     }
     Ok(())
+}
+
+fn is_wildcard(pattern: &str) -> bool {
+    pattern.contains(['*', '?', '['])
 }
 
 fn expand_glob(pattern: &str) -> Vec<std::path::PathBuf> {

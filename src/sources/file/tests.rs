@@ -171,3 +171,19 @@ async fn restart_resumes_from_the_saved_position() {
     assert_unique(&h.expect_lines(42).await);
     h.stop().await;
 }
+
+#[tokio::test]
+async fn symlinks_matched_by_a_wildcard_are_not_followed() {
+    let outside = tempfile::tempdir().unwrap();
+    std::fs::write(outside.path().join("secret.json"), lines("secret", 0..3)).unwrap();
+    let h = Harness::start("logs/*.json").await;
+    std::fs::create_dir_all(h.path("logs")).unwrap();
+    std::os::unix::fs::symlink(outside.path().join("secret.json"), h.path("logs/link.json")).unwrap();
+    h.append("logs/real.json", &lines("r", 0..4));
+    let out = h.expect_lines(4).await;
+    assert!(out.iter().all(|l| !l.contains("secret")), "{out:?}");
+    // Give the glob a few more rounds to pick the link up, if it would.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(h.output().len(), 4);
+    h.stop().await;
+}
