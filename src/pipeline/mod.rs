@@ -5,6 +5,7 @@
 //! batch's [`Ack`] resolved `Ok`, which every routed sink gives once the events are durable at the
 //! destination or in the store's outbox.
 
+pub mod replay;
 pub mod runtime;
 pub mod sink_worker;
 

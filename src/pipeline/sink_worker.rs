@@ -18,6 +18,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
+use super::replay::{self, ReplayFilter};
 use super::{Batch, Delivery, SinkHandle};
 use crate::sinks::policy::{RetryPolicy, SinkPolicy};
 use crate::sinks::status::SinkStatus;
@@ -38,8 +39,19 @@ const OUTBOX_RETRY: RetryPolicy =
 
 pub fn spawn(name: String, sink: Box<dyn Sink>, store: Store, policy: SinkPolicy, status: Arc<SinkStatus>) -> (SinkHandle, JoinHandle<()>) {
     let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
-    let worker =
-        Worker { name, sink, store, policy, status, failures: 0, backlog: false, failing: false, retry_at: Instant::now(), prefetch: None };
+    let worker = Worker {
+        name,
+        sink,
+        store,
+        policy,
+        status,
+        failures: 0,
+        backlog: false,
+        failing: false,
+        retry_at: Instant::now(),
+        prefetch: None,
+        replay: None,
+    };
     let join = tokio::spawn(worker.run(rx));
     (SinkHandle { tx }, join)
 }
@@ -60,6 +72,8 @@ struct Worker {
     retry_at: Instant,
     /// The next outbox chunk, read while the current one is written.
     prefetch: Option<JoinHandle<anyhow::Result<Chunk>>>,
+    /// After a restart: what this sink accepted before, skipped when the sources repeat it.
+    replay: Option<ReplayFilter>,
 }
 
 /// Outbox events, the id of the last, and their stored size.
@@ -68,6 +82,12 @@ type Chunk = (Vec<crate::event::Event>, Option<i64>, u64);
 impl Worker {
     async fn run(mut self, mut rx: mpsc::Receiver<Delivery>) {
         // Events left in the outbox by an earlier run are delivered before anything new.
+        match self.store.recently_accepted(&self.name).await {
+            Ok(accepted) => self.replay = ReplayFilter::new(accepted),
+            Err(e) => {
+                tracing::warn!(sink = %self.name, error = %format!("{e:#}"), "cannot read what this sink accepted before; a replay may repeat events")
+            }
+        }
         let (pending, _) = self.status.pending();
         if pending > 0 {
             tracing::info!(sink = %self.name, pending, "delivering events left in the outbox");
@@ -124,17 +144,46 @@ impl Worker {
         tracing::debug!(sink = %self.name, "sink stopped");
     }
 
-    /// Makes batches durable: at the destination when possible, else in the outbox.
+    /// Makes batches durable: at the destination when possible, else in the outbox. Then
+    /// records that this sink has them, for the replay after a crash.
     async fn accept(&mut self, batches: Vec<Batch>) -> anyhow::Result<()> {
-        let batches = self.filter(batches);
+        let batches = self.skip_replayed(self.filter(batches));
         let count: usize = batches.iter().map(|b| b.len()).sum();
         if count == 0 {
             return Ok(());
         }
+        // One write at a time of at most what the sink can leave unconfirmed, each recorded
+        // once held: a crash repeats one such write here at most.
+        for (part, count) in split(batches, count, self.sink.events_in_flight()) {
+            self.hold(&part, count).await?;
+            let keys = part.iter().flat_map(|b| b.iter().map(replay::key)).collect();
+            if let Err(e) = self.store.record_accepted(&self.name, keys).await {
+                tracing::warn!(sink = %self.name, error = %format!("{e:#}"), "cannot record accepted events; a crash now may repeat them");
+            }
+        }
+        Ok(())
+    }
+
+    /// Leaves out what a restart's replay repeats and this sink already has.
+    fn skip_replayed(&mut self, batches: Vec<Batch>) -> Vec<Batch> {
+        let Some(replay) = &mut self.replay else { return batches };
+        let (batches, skipped) = replay.filter(batches);
+        if skipped > 0 {
+            tracing::info!(sink = %self.name, skipped, "skipped events the sink already had before the restart");
+            metrics::counter!("sluice_sink_replay_skipped_total", "sink" => self.name.clone()).increment(skipped as u64);
+        }
+        if replay.expired() {
+            self.replay = None;
+        }
+        batches
+    }
+
+    /// Delivers `batches` (`count` events) or keeps them in the outbox.
+    async fn hold(&mut self, batches: &[Batch], count: usize) -> anyhow::Result<()> {
         let batch = self.policy.batch.clone();
         let wait_for_more = !batch.timeout.is_zero() && count < batch.max_events.get();
         if !self.backlog && !wait_for_more {
-            match self.sink.write(&batches).await {
+            match self.sink.write(batches).await {
                 Ok(written) => {
                     self.delivered(count, written);
                     return Ok(());
@@ -146,7 +195,7 @@ impl Worker {
                 }
             }
         }
-        let bytes = self.store.outbox_push(&self.name, &batches).await?;
+        let bytes = self.store.outbox_push(&self.name, batches).await?;
         metrics::counter!("sluice_outbox_events_total", "sink" => self.name.clone()).increment(count as u64);
         let (pending, pending_bytes) = self.status.pending();
         self.status.set_pending(pending + count as u64, pending_bytes + bytes);
@@ -186,7 +235,10 @@ impl Worker {
 
     /// Delivers the oldest outbox events; on failure schedules the next attempt.
     async fn drain_chunk(&mut self) {
-        let chunk = OUTBOX_CHUNK.max(self.policy.batch.max_events.get()).min(50_000);
+        let chunk = match self.sink.events_in_flight() {
+            Some(limit) => limit.clamp(1, 50_000),
+            None => OUTBOX_CHUNK.max(self.policy.batch.max_events.get()).min(50_000),
+        };
         let result = async {
             let (events, last_id, bytes) = match self.prefetch.take() {
                 Some(next) => next.await??,
@@ -277,6 +329,16 @@ impl Worker {
             tracing::warn!(sink = %self.name, error = %format!("{e:#}"), "cannot save sink statistics");
         }
     }
+}
+
+/// `batches` (`count` events) in parts of at most `limit` events, each with its count.
+fn split(batches: Vec<Batch>, count: usize, limit: Option<usize>) -> Vec<(Vec<Batch>, usize)> {
+    let limit = match limit {
+        Some(limit) if limit < count => limit.max(1),
+        _ => return vec![(batches, count)],
+    };
+    let events: Vec<_> = batches.iter().flat_map(|b| b.iter().cloned()).collect();
+    events.chunks(limit).map(|part| (vec![Arc::new(part.to_vec())], part.len())).collect()
 }
 
 #[cfg(test)]

@@ -162,4 +162,12 @@ pub trait Sink: Send {
     fn check(&mut self) -> BoxFuture<'_, anyhow::Result<()>> {
         Box::pin(async { Ok(()) })
     }
+
+    /// The most events this sink can have sent without knowing whether they arrived (its
+    /// requests in flight × events per request). The worker hands it no more than this per
+    /// write and records each write, so a crash repeats at most this many events here. `None`:
+    /// no limit (a local write, all or nothing from the pipeline's point of view).
+    fn events_in_flight(&self) -> Option<usize> {
+        None
+    }
 }

@@ -23,6 +23,7 @@ const TABLES: &[&str] = &[
     "wazuh_packages",
     "wazuh_files",
     "wazuh_os",
+    "sink_accepted",
 ];
 
 /// What a check found: `ok`, or SQLite's list of problems.

@@ -11,6 +11,7 @@ use std::time::Duration;
 use anyhow::Context;
 use rusqlite::Connection;
 
+mod accepted;
 mod alerts;
 mod api_sinks;
 mod checkpoints;
@@ -36,6 +37,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0004_api.sql"),
     include_str!("migrations/0005_api_sinks.sql"),
     include_str!("migrations/0006_wazuh_inventory.sql"),
+    include_str!("migrations/0007_sink_accepted.sql"),
 ];
 
 #[derive(Clone)]

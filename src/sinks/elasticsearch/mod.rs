@@ -259,6 +259,10 @@ fn halve(mut items: Vec<Item>, what: String) -> Outcome {
 }
 
 impl Sink for EsSink {
+    fn events_in_flight(&self) -> Option<usize> {
+        Some(self.config.concurrency.get() * self.ctx.policy.batch.max_events.get())
+    }
+
     fn write<'a>(&'a mut self, batches: &'a [Batch]) -> BoxFuture<'a, anyhow::Result<Written>> {
         Box::pin(self.write_events(batches))
     }

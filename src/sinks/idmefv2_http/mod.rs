@@ -75,6 +75,10 @@ impl IdmefHttpSink {
 }
 
 impl Sink for IdmefHttpSink {
+    fn events_in_flight(&self) -> Option<usize> {
+        Some(self.config.concurrency.get() * self.ctx.policy.batch.max_events.get())
+    }
+
     fn write<'a>(&'a mut self, batches: &'a [Batch]) -> BoxFuture<'a, anyhow::Result<Written>> {
         let this: &IdmefHttpSink = self;
         Box::pin(async move {

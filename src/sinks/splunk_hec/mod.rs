@@ -330,6 +330,10 @@ fn halve(mut request: Request, what: String) -> Outcome {
 }
 
 impl Sink for HecSink {
+    fn events_in_flight(&self) -> Option<usize> {
+        Some(self.config.concurrency.get() * self.ctx.policy.batch.max_events.get())
+    }
+
     fn write<'a>(&'a mut self, batches: &'a [Batch]) -> BoxFuture<'a, anyhow::Result<Written>> {
         Box::pin(self.write_events(batches))
     }

@@ -148,6 +148,10 @@ impl SyslogSink {
 }
 
 impl Sink for SyslogSink {
+    fn events_in_flight(&self) -> Option<usize> {
+        Some(self.ctx.policy.batch.max_events.get())
+    }
+
     fn write<'a>(&'a mut self, batches: &'a [Batch]) -> BoxFuture<'a, anyhow::Result<Written>> {
         Box::pin(self.write_events(batches))
     }

@@ -1,0 +1,92 @@
+//! What each sink accepted lately, so that a restart's replay skips it (see
+//! `pipeline::replay`). Kept for an hour and at most the last few hundred writes per sink: a
+//! source saves its position within moments of every sink's acknowledgement.
+
+use std::collections::HashSet;
+
+use rusqlite::params;
+
+use super::Store;
+
+/// Rows kept per sink, whatever their age.
+const KEEP_ROWS: i64 = 512;
+/// Rows older than this are dropped.
+const KEEP_MILLIS: i64 = 3_600_000;
+
+impl Store {
+    /// Records the keys of one accepted write, and drops what is too old to matter.
+    pub async fn record_accepted(&self, sink: &str, keys: Vec<u64>) -> anyhow::Result<()> {
+        if keys.is_empty() {
+            return Ok(());
+        }
+        let sink = sink.to_string();
+        let blob: Vec<u8> = keys.iter().flat_map(|k| k.to_le_bytes()).collect();
+        self.with(move |c| {
+            let now = chrono::Utc::now().timestamp_millis();
+            let tx = c.transaction()?;
+            let id = tx.query_row(
+                "INSERT INTO sink_accepted (sink, at, keys) VALUES (?1, ?2, ?3) RETURNING id",
+                params![sink, now, blob],
+                |r| r.get::<_, i64>(0),
+            )?;
+            // Pruning every 64th write keeps the cost off the common path.
+            if id % 64 == 0 {
+                tx.execute(
+                    "DELETE FROM sink_accepted WHERE sink = ?1 AND (at < ?2 OR id <= ?3 - ?4)",
+                    params![sink, now - KEEP_MILLIS, id, KEEP_ROWS * 4],
+                )?;
+                tx.execute(
+                    "DELETE FROM sink_accepted WHERE sink = ?1 AND id < \
+                     (SELECT id FROM sink_accepted WHERE sink = ?1 ORDER BY id DESC LIMIT 1 OFFSET ?2)",
+                    params![sink, KEEP_ROWS],
+                )?;
+            }
+            tx.commit()
+        })
+        .await
+    }
+
+    /// The keys a sink accepted within the kept window.
+    pub async fn recently_accepted(&self, sink: &str) -> anyhow::Result<HashSet<u64>> {
+        let sink = sink.to_string();
+        self.with(move |c| {
+            let since = chrono::Utc::now().timestamp_millis() - KEEP_MILLIS;
+            let mut stmt = c.prepare("SELECT keys FROM sink_accepted WHERE sink = ?1 AND at >= ?2 ORDER BY id DESC LIMIT ?3")?;
+            let mut keys = HashSet::new();
+            for blob in stmt.query_map(params![sink, since, KEEP_ROWS], |r| r.get::<_, Vec<u8>>(0))? {
+                keys.extend(blob?.chunks_exact(8).map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes"))));
+            }
+            Ok(keys)
+        })
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn accepted_keys_survive_a_reopen_per_sink() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        store.record_accepted("a", vec![1, 2, 3]).await.unwrap();
+        store.record_accepted("b", vec![9]).await.unwrap();
+        drop(store);
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(store.recently_accepted("a").await.unwrap(), HashSet::from([1, 2, 3]));
+        assert_eq!(store.recently_accepted("b").await.unwrap(), HashSet::from([9]));
+    }
+
+    #[tokio::test]
+    async fn old_rows_are_pruned() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        for i in 0..(KEEP_ROWS as u64 * 2) {
+            store.record_accepted("a", vec![i]).await.unwrap();
+        }
+        let kept = store.recently_accepted("a").await.unwrap();
+        assert_eq!(kept.len(), KEEP_ROWS as usize);
+        assert!(kept.contains(&(KEEP_ROWS as u64 * 2 - 1)) && !kept.contains(&0));
+    }
+}
