@@ -1,6 +1,6 @@
 //! An Elasticsearch 8 / OpenSearch 2 emulator of what a log shipper touches, written from the
-//! Bulk API documentation and Elasticsearch's own parser (see `/work/shared/reference/protocols.md`
-//! §7): `_bulk` NDJSON (gzip accepted) with `index`, `create`, `update` and `delete`, per-item
+//! Bulk API documentation and Elasticsearch's own parser (elastic.co, “Bulk API”
+//! reference): `_bulk` NDJSON (gzip accepted) with `index`, `create`, `update` and `delete`, per-item
 //! results in request order, `create` conflicts (409) on replays, data streams (create only,
 //! `@timestamp` required, backing index names in items), Basic and ApiKey authentication,
 //! `http.max_content_length` (413), and the cluster info, health, `_count` and get-document

@@ -1,5 +1,5 @@
-//! A Splunk HTTP Event Collector emulator, written from Splunk's documented wire behaviour (see
-//! `/work/shared/reference/protocols.md` §6): `Authorization: Splunk <token>`, concatenated JSON
+//! A Splunk HTTP Event Collector emulator, written from Splunk's documented wire behaviour (Splunk's
+//! “Format events for HTTP Event Collector” and “HEC indexer acknowledgment” documentation): `Authorization: Splunk <token>`, concatenated JSON
 //! envelopes (gzip accepted), the `{"text","code"}` answers with `invalid-event-number`, partial
 //! indexing of a batch up to its first invalid envelope, indexer acknowledgement per channel, and
 //! the health endpoint. Tests inject 503 "Server is busy", 500s, connection resets, slowness, an

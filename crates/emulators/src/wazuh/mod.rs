@@ -1,6 +1,6 @@
 //! A Wazuh server API v4 emulator (the manager's REST API on port 55000), written from the API's
-//! own source at tag `v4.14.7` and its OpenAPI spec (see `/work/shared/reference/protocols.md`
-//! §2b): login with HTTP Basic for an expiring JWT (JSON or `?raw=true`), the blocking of a client
+//! own source at tag `v4.14.7` and its OpenAPI spec (documentation.wazuh.com,
+//! “Wazuh server API reference”): login with HTTP Basic for an expiring JWT (JSON or `?raw=true`), the blocking of a client
 //! after too many failed logins (403), bearer tokens on every other endpoint (401 "No
 //! authorization token provided" / "Invalid token"), the global fixed-window rate limit (429,
 //! error 6001, no headers), connexion's parameter validation (400 problem+json, unknown

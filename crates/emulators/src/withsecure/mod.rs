@@ -1,5 +1,5 @@
 //! A WithSecure Elements API emulator, written from the vendor's published clients and samples
-//! (see `/work/shared/reference/protocols.md` §1): OAuth 2 client credentials over HTTP Basic with
+//! (the Elements API reference at connect.withsecure.com and WithSecure's published API client samples): OAuth 2 client credentials over HTTP Basic with
 //! expiring tokens; `security-events` as form POST or GET with engine groups, `exclusiveStart`,
 //! both orders and keyset anchors (`nextAnchor` absent on the last page); organizations for
 //! partner credentials; `whoami`; the mandatory `User-Agent`; `X-Transaction` on every answer;
