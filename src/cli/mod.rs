@@ -3,8 +3,11 @@
 
 mod check;
 mod convert;
+mod demo;
+mod run;
 mod status;
 mod store;
+mod testserver;
 mod token;
 
 use std::path::PathBuf;
@@ -13,7 +16,6 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use tokio::signal::unix::{SignalKind, signal};
 
-use crate::config::Config;
 use crate::telemetry::{self, LogFormat};
 
 /// Exit code for an invalid config, as `sluice check` documents.
@@ -154,70 +156,20 @@ pub fn main() -> ExitCode {
         Command::Status { config, json } => runtime().block_on(status::status(&config, json)),
         Command::Token { action } => runtime().block_on(token::token(action)),
         Command::Store { action } => store::store(action),
-        Command::Testserver { listen } => runtime().block_on(testserver(listen)),
+        Command::Testserver { listen } => runtime().block_on(testserver::testserver(listen)),
         Command::Demo { dir, events } => {
             telemetry::init_logging(cli.log_format, cli.log_level.as_deref().or(Some("warn")), None);
-            runtime().block_on(demo(dir, events))
+            runtime().block_on(demo::demo(dir, events))
         }
-        Command::Run { config: path } => {
-            // The config names the log file, so it is read before logging starts.
-            let config = Config::load(&path);
-            let log_file = config.as_ref().ok().and_then(|c| c.log_file.as_ref());
-            telemetry::init_logging(cli.log_format, cli.log_level.as_deref(), log_file);
-            let config = match config {
-                Ok(c) => c,
-                Err(errors) => {
-                    tracing::error!("{errors}");
-                    return ExitCode::from(EXIT_INVALID_CONFIG);
-                }
-            };
-            match runtime().block_on(crate::daemon::run(path, config)) {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(e) => {
-                    tracing::error!(error = %format!("{e:#}"), "cannot run");
-                    ExitCode::FAILURE
-                }
-            }
-        }
+        Command::Run { config: path } => run::run(path, cli.log_format, cli.log_level.as_deref()),
     }
 }
 
 /// Resolves at SIGTERM or Ctrl-C.
-async fn terminated() {
+pub(super) async fn terminated() {
     let mut term = signal(SignalKind::terminate()).expect("signal handler");
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
         _ = term.recv() => {}
     }
-}
-
-async fn testserver(listen: std::net::SocketAddr) -> ExitCode {
-    match crate::testserver::serve(listen, terminated()).await {
-        Ok(counts) => {
-            use std::sync::atomic::Ordering;
-            println!("{} valid, {} invalid", counts.valid.load(Ordering::Relaxed), counts.invalid.load(Ordering::Relaxed));
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("testserver: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
-}
-
-#[cfg(feature = "demo")]
-async fn demo(dir: PathBuf, events: usize) -> ExitCode {
-    match crate::demo::run(&dir, events, terminated()).await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("demo failed: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
-}
-
-#[cfg(not(feature = "demo"))]
-async fn demo(_dir: PathBuf, _events: usize) -> ExitCode {
-    eprintln!("the demo is not in this build (it was built without the `demo` feature); build with `cargo build --features demo`");
-    ExitCode::FAILURE
 }
