@@ -7,6 +7,7 @@ pub mod auth;
 pub mod config;
 mod events;
 mod read;
+pub mod server;
 pub mod siem;
 mod tls;
 mod wazuh;
@@ -85,18 +86,6 @@ impl IntoResponse for ApiError {
 #[derive(Debug, Clone, Copy)]
 pub struct PeerAddr(pub SocketAddr);
 
-impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, tokio::net::TcpListener>> for PeerAddr {
-    fn connect_info(stream: axum::serve::IncomingStream<'_, tokio::net::TcpListener>) -> Self {
-        PeerAddr(*stream.remote_addr())
-    }
-}
-
-impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, tls::TlsListener>> for PeerAddr {
-    fn connect_info(stream: axum::serve::IncomingStream<'_, tls::TlsListener>) -> Self {
-        PeerAddr(*stream.remote_addr())
-    }
-}
-
 #[derive(OpenApi)]
 #[openapi(
     info(title = "sluice", description = "Multi-tenant security event collector and SIEM forwarder"),
@@ -152,14 +141,11 @@ pub fn router(state: AppState, max_body: usize) -> (axum::Router, utoipa::openap
 
 /// A bound API listener, ready to serve.
 pub struct BoundApi {
-    app: axum::extract::connect_info::IntoMakeServiceWithConnectInfo<axum::Router, PeerAddr>,
-    listener: Listener,
+    router: axum::Router,
+    tcp: tokio::net::TcpListener,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    limits: server::Limits,
     pub local_addr: SocketAddr,
-}
-
-enum Listener {
-    Plain(tokio::net::TcpListener),
-    Tls(tls::TlsListener),
 }
 
 /// Binds the API's address (so a taken port fails the start) and builds the router.
@@ -173,26 +159,16 @@ pub async fn bind(
     let (router, _) = router(state, config.max_body_bytes);
     let tcp = tokio::net::TcpListener::bind(config.listen).await.map_err(|e| anyhow::anyhow!("API listener on {}: {e}", config.listen))?;
     let local_addr = tcp.local_addr()?;
-    let listener = match &config.tls {
-        None => Listener::Plain(tcp),
-        Some(files) => Listener::Tls(tls::TlsListener::new(tcp, files)?),
-    };
-    Ok(BoundApi { app: router.into_make_service_with_connect_info::<PeerAddr>(), listener, local_addr })
+    let tls = config.tls.as_ref().map(tls::acceptor).transpose()?;
+    Ok(BoundApi { router, tcp, tls, limits: config.limits(), local_addr })
 }
 
 impl BoundApi {
     /// Serves until `shutdown` resolves; requests in flight are finished.
     pub async fn serve(self, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
-        match self.listener {
-            Listener::Plain(l) => {
-                tracing::info!(listen = %self.local_addr, "API listening (HTTP)");
-                axum::serve(l, self.app).with_graceful_shutdown(shutdown).await?;
-            }
-            Listener::Tls(l) => {
-                tracing::info!(listen = %self.local_addr, "API listening (HTTPS)");
-                axum::serve(l, self.app).with_graceful_shutdown(shutdown).await?;
-            }
-        }
+        let scheme = if self.tls.is_some() { "HTTPS" } else { "HTTP" };
+        tracing::info!(listen = %self.local_addr, max_connections = self.limits.max_connections, "API listening ({scheme})");
+        server::serve(self.tcp, "API", self.router, self.tls, self.limits, shutdown).await;
         Ok(())
     }
 }
