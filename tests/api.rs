@@ -774,3 +774,30 @@ async fn metrics_keep_answering_while_the_api_is_flooded() {
     assert!(lines < 50, "{lines} log lines:\n{}", log.lines().take(60).collect::<Vec<_>>().join("\n"));
     assert!(!log.contains("Too many open files"), "the open files ran out:\n{log}");
 }
+
+fn json_error(status: StatusCode, body: &str) -> String {
+    let v: Value = serde_json::from_str(body).unwrap_or_else(|e| panic!("{status}: not JSON ({e}): {body}"));
+    assert!(v["error"].as_str().is_some_and(|e| !e.is_empty()), "{status}: {body}");
+    v["error"].as_str().unwrap().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn errors_are_json_also_for_a_too_large_body_or_a_bad_query_string() {
+    let api = Api::start(64 * 1024);
+    let ingest = token(&api.cfg, "ingest", Some("acme"));
+    let reader = token(&api.cfg, "reader", Some("acme"));
+    // 413, a bad query string, a bad path, a wrong method: JSON like every other error.
+    let big = format!("{{\"pad\":\"{}\"}}", "x".repeat(70 * 1024));
+    let (s, b) = api.call("POST", "/api/v1/ingest/app", Some(&ingest), Some(&big)).await;
+    assert_eq!(s, StatusCode::PAYLOAD_TOO_LARGE);
+    json_error(s, &b);
+    let (s, b) = api.call("GET", "/api/alerts?limit=many", Some(&reader), None).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert!(json_error(s, &b).contains("limit"), "{b}");
+    let (s, b) = api.call("DELETE", "/health", None, None).await;
+    assert_eq!(s, StatusCode::METHOD_NOT_ALLOWED);
+    json_error(s, &b);
+    let (s, b) = api.call("GET", "/api/v1/tenants/acme/usage?from=2024-01-01&from=2024-01-02", Some(&reader), None).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    json_error(s, &b);
+}

@@ -82,6 +82,32 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// Every error answer as `{"error": "..."}`: axum's own rejections (query string, path, body
+/// too large, unreadable body, method not allowed) are plain text or empty; their text becomes
+/// the message. Headers such as `Allow` are kept.
+async fn json_errors(response: Response) -> Response {
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    let text = axum::body::to_bytes(body, 16 * 1024).await.unwrap_or_default();
+    let text = String::from_utf8_lossy(&text);
+    let message = match text.trim() {
+        "" => status.canonical_reason().unwrap_or("error").to_lowercase(),
+        t => t.to_string(),
+    };
+    let body = serde_json::to_vec(&serde_json::json!({ "error": message })).unwrap_or_default();
+    parts.headers.insert(axum::http::header::CONTENT_TYPE, axum::http::HeaderValue::from_static("application/json"));
+    parts.headers.remove(axum::http::header::CONTENT_LENGTH);
+    Response::from_parts(parts, axum::body::Body::from(body))
+}
+
 /// The client's address, for limiting failed authentications per address.
 #[derive(Debug, Clone, Copy)]
 pub struct PeerAddr(pub SocketAddr);
@@ -135,7 +161,8 @@ pub fn router(state: AppState, max_body: usize) -> (axum::Router, utoipa::openap
     let router = router
         .route("/api/openapi.json", axum::routing::get(move || async move { Json(document) }))
         .fallback(|| async { ApiError::not_found("no such endpoint") })
-        .layer(axum::extract::DefaultBodyLimit::max(max_body));
+        .layer(axum::extract::DefaultBodyLimit::max(max_body))
+        .layer(axum::middleware::map_response(json_errors));
     (router, openapi)
 }
 
