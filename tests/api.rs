@@ -801,3 +801,54 @@ async fn errors_are_json_also_for_a_too_large_body_or_a_bad_query_string() {
     assert_eq!(s, StatusCode::BAD_REQUEST);
     json_error(s, &b);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alerts_filter_by_level_words_and_carry_the_word() {
+    let api = Api::start(64 * 1024);
+    let ingest = token(&api.cfg, "ingest", Some("acme"));
+    let reader = token(&api.cfg, "reader", Some("acme"));
+    // Wazuh rule levels 12, 10, 6 and 3: critical, high, medium, low.
+    for (id, level, word) in
+        [("1707930300.1", 12, "critical"), ("1707930300.2", 10, "high"), ("1707930300.3", 6, "medium"), ("1707930300.4", 3, "low")]
+    {
+        let (s, b) = api.call("POST", "/wazuh-alert", Some(&ingest), Some(&alert(id, "5", level))).await;
+        assert_eq!(s, StatusCode::OK, "{b}");
+        assert_eq!(serde_json::from_str::<Value>(&b).unwrap()["risk_level"], word, "{b}");
+    }
+    let ids = |body: &str| -> Vec<(String, i64, String)> {
+        let page: Value = serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {body}"));
+        page["alerts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| {
+                let word = a["risk_level"].as_str().unwrap_or_else(|| panic!("no risk_level in {a}"));
+                (a["alert_id"].as_str().unwrap().to_string(), a["risk_score"].as_i64().unwrap(), word.to_string())
+            })
+            .collect()
+    };
+    let (s, b) = api.call("GET", "/api/alerts?risk_score=critical", Some(&reader), None).await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    assert_eq!(ids(&b), [("1707930300.1".to_string(), 95, "critical".to_string())]);
+    let (s, b) = api.call("GET", "/api/alerts?risk_score=high", Some(&reader), None).await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    assert_eq!(ids(&b), [("1707930300.2".to_string(), 75, "high".to_string())], "a level's word is that level exactly");
+    let (_, b) = api.call("GET", "/api/alerts?risk_score=low", Some(&reader), None).await;
+    assert_eq!(ids(&b), [("1707930300.4".to_string(), 25, "low".to_string())]);
+    // Numbers stay a minimum.
+    let (_, b) = api.call("GET", "/api/alerts?risk_score=75", Some(&reader), None).await;
+    assert_eq!(ids(&b).len(), 2);
+    let (_, b) = api.call("GET", "/api/alerts", Some(&reader), None).await;
+    let words: BTreeSet<String> = ids(&b).into_iter().map(|(_, _, w)| w).collect();
+    assert_eq!(words, BTreeSet::from(["critical", "high", "medium", "low"].map(String::from)));
+    // Paging within a level.
+    let (_, b) = api.call("GET", "/api/alerts?risk_score=medium&limit=1", Some(&reader), None).await;
+    let page: Value = serde_json::from_str(&b).unwrap();
+    assert_eq!(ids(&b)[0].2, "medium");
+    let next = page["next"].as_str().expect("a cursor after a full page");
+    let (_, b) = api.call("GET", &format!("/api/alerts?risk_score=medium&limit=1&cursor={next}"), Some(&reader), None).await;
+    assert!(ids(&b).is_empty(), "{b}");
+    let (s, b) = api.call("GET", "/api/alerts?risk_score=severe", Some(&reader), None).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert!(json_error(s, &b).contains("risk_score"), "{b}");
+}
