@@ -119,23 +119,62 @@ pub fn init_logging(format: Option<LogFormat>, level: Option<&str>, file: Option
 }
 
 /// Records metrics in Prometheus form, for the API's `/metrics`, and also serves them on
-/// `listen` (`GET /metrics`, no token) when that is given.
+/// `listen` (`GET /metrics`, no token) when that is given, with the API's protections against
+/// hostile clients (see [`crate::api::server`]) and [`Limits::metrics`](crate::api::server::Limits::metrics).
 pub fn init_metrics(listen: Option<std::net::SocketAddr>) -> anyhow::Result<metrics_exporter_prometheus::PrometheusHandle> {
-    let builder = metrics_exporter_prometheus::PrometheusBuilder::new();
-    let Some(listen) = listen else {
-        return builder.install_recorder().map_err(|e| anyhow::anyhow!("metrics recorder: {e}"));
-    };
-    let (recorder, exporter) =
-        builder.with_http_listener(listen).build().map_err(|e| anyhow::anyhow!("metrics listener on {listen}: {e}"))?;
+    let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
     let handle = recorder.handle();
+    let listener = match listen {
+        Some(listen) => {
+            let tcp = std::net::TcpListener::bind(listen)
+                .and_then(|l| l.set_nonblocking(true).map(|()| l))
+                .and_then(tokio::net::TcpListener::from_std)
+                .map_err(|e| anyhow::anyhow!("metrics listener on {listen}: {e}"))?;
+            Some((listen, tcp))
+        }
+        None => None,
+    };
     metrics::set_global_recorder(recorder).map_err(|e| anyhow::anyhow!("metrics recorder: {e}"))?;
+    // Drains histograms now and then, as the exporter's own listener did.
+    let upkeep = handle.clone();
     tokio::spawn(async move {
-        if let Err(e) = exporter.await {
-            tracing::error!(error = ?e, "metrics listener stopped");
+        loop {
+            tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+            upkeep.run_upkeep();
         }
     });
-    tracing::info!(%listen, "metrics listener bound");
+    if let Some((listen, tcp)) = listener {
+        let router = metrics_router(handle.clone());
+        tokio::spawn(crate::api::server::serve(
+            tcp,
+            "metrics",
+            router,
+            None,
+            crate::api::server::Limits::metrics(),
+            std::future::pending(),
+        ));
+        tracing::info!(%listen, "metrics listener bound");
+    }
     Ok(handle)
+}
+
+/// `GET /health` answers `OK`; any other `GET` the metrics (as the exporter's listener did).
+fn metrics_router(handle: metrics_exporter_prometheus::PrometheusHandle) -> axum::Router {
+    use axum::http::{Method, StatusCode, header};
+    use axum::response::IntoResponse;
+    let render = move |method: Method| {
+        let handle = handle.clone();
+        async move {
+            if method != Method::GET && method != Method::HEAD {
+                return (StatusCode::METHOD_NOT_ALLOWED, [(header::ALLOW, "GET, HEAD")]).into_response();
+            }
+            match tokio::task::spawn_blocking(move || handle.render()).await {
+                Ok(text) => ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response(),
+                Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+            }
+        }
+    };
+    axum::Router::new().route("/health", axum::routing::get(|| async { "OK" })).fallback(render)
 }
 
 #[cfg(test)]

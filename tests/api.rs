@@ -20,6 +20,7 @@ struct Api {
     url: String,
     sluice: Option<Sluice>,
     http: reqwest::Client,
+    open_files: Option<u32>,
 }
 
 fn free_port() -> u16 {
@@ -39,6 +40,12 @@ fn token(cfg: &Path, role: &str, tenant: Option<&str>) -> String {
 
 impl Api {
     fn start(max_body: usize) -> Api {
+        Api::start_with(&format!(", max_body_bytes: {max_body}"), "", None)
+    }
+
+    /// `api_keys` go into the `api:` map after `listen`, `top` before it; `open_files` runs
+    /// sluice under `ulimit -n`.
+    fn start_with(api_keys: &str, top: &str, open_files: Option<u32>) -> Api {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path().to_path_buf();
         let port = free_port();
@@ -46,18 +53,36 @@ impl Api {
         std::fs::write(
             &cfg,
             format!(
-                "state_dir: {s}/state\napi: {{listen: \"127.0.0.1:{port}\", max_body_bytes: {max_body}}}\nsinks:\n  acme-out: {{type: file, path: \"{s}/acme.jsonl\", format: event}}\n  globex-out: {{type: file, path: \"{s}/globex.jsonl\", format: event}}\ntenants:\n  - {{name: acme, sinks: [acme-out]}}\n  - {{name: globex, sinks: [globex-out]}}\n",
+                "state_dir: {s}/state\n{top}api: {{listen: \"127.0.0.1:{port}\"{api_keys}}}\nsinks:\n  acme-out: {{type: file, path: \"{s}/acme.jsonl\", format: event}}\n  globex-out: {{type: file, path: \"{s}/globex.jsonl\", format: event}}\ntenants:\n  - {{name: acme, sinks: [acme-out]}}\n  - {{name: globex, sinks: [globex-out]}}\n",
                 s = d.display()
             ),
         )
         .unwrap();
-        let mut api = Api { url: format!("http://127.0.0.1:{port}"), _dir: dir, dir: d, cfg, sluice: None, http: reqwest::Client::new() };
+        let mut api =
+            Api { url: format!("http://127.0.0.1:{port}"), _dir: dir, dir: d, cfg, sluice: None, http: reqwest::Client::new(), open_files };
         api.restart();
         api
     }
 
     fn restart(&mut self) {
-        let sluice = Sluice::start(&self.cfg, &self.dir.join("sluice.log"));
+        let log = self.dir.join("sluice.log");
+        let sluice = match self.open_files {
+            None => Sluice::start(&self.cfg, &log),
+            Some(n) => {
+                let log_file = std::fs::OpenOptions::new().create(true).append(true).open(&log).unwrap();
+                let child = Command::new("sh")
+                    .arg("-c")
+                    .arg(format!("ulimit -n {n} && exec \"$0\" run -c \"$1\" --log-format json"))
+                    .arg(env!("CARGO_BIN_EXE_sluice"))
+                    .arg(&self.cfg)
+                    .env_remove("RUST_LOG")
+                    .stdout(std::process::Stdio::null())
+                    .stderr(log_file)
+                    .spawn()
+                    .unwrap();
+                Sluice { child, log }
+            }
+        };
         let url = self.url.clone();
         wait_until(
             Duration::from_secs(20),
@@ -65,6 +90,10 @@ impl Api {
             || sluice.log_text(),
         );
         self.sluice = Some(sluice);
+    }
+
+    fn addr(&self) -> String {
+        self.url.trim_start_matches("http://").to_string()
     }
 
     async fn call(&self, method: &str, path: &str, token: Option<&str>, body: Option<&str>) -> (StatusCode, String) {
@@ -498,6 +527,7 @@ async fn the_wazuh_inventory_is_queryable_per_tenant_with_paging() {
         cfg: cfg.clone(),
         sluice: None,
         http: reqwest::Client::new(),
+        open_files: None,
     };
     let sluice = Sluice::start(&cfg, &d.join("sluice.log"));
     wait_until(Duration::from_secs(20), || std::net::TcpStream::connect(("127.0.0.1", port)).is_ok(), || sluice.log_text());
@@ -590,4 +620,235 @@ async fn the_api_serves_https_with_its_certificate() {
     assert!(reqwest::Client::new().get(format!("{url}/health")).send().await.is_err());
     // Plain HTTP on the TLS port is refused by the handshake, not served.
     assert!(reqwest::Client::new().get(format!("http://127.0.0.1:{port}/health")).send().await.is_err());
+}
+
+/// A request line and half a header, never finished.
+const PARTIAL_REQUEST: &[u8] = b"GET /health HTTP/1.1\r\nHost: localhost\r\nX-Slow: ";
+
+/// Opens `n` connections to `addr` that never complete a request: a third send nothing, a third
+/// part of a request, a third trickle a header byte every 300 ms. Each one's task answers when
+/// the server closed it: how long after it was opened (None: not within `wait`).
+async fn slow_clients(addr: &str, n: usize, wait: Duration) -> Vec<tokio::task::JoinHandle<Option<Duration>>> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut clients = Vec::new();
+    for i in 0..n {
+        let opened = std::time::Instant::now();
+        let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let (mut read, mut write) = stream.into_split();
+        if i % 3 != 0 {
+            write.write_all(PARTIAL_REQUEST).await.unwrap();
+        }
+        let trickle = i % 3 == 2;
+        clients.push(tokio::spawn(async move {
+            let writer = tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(Duration::from_millis(300)).await;
+                    if trickle && write.write_all(b"a").await.is_err() {
+                        break;
+                    }
+                }
+            });
+            let mut buf = [0u8; 1024];
+            let closed = tokio::time::timeout(wait, async {
+                loop {
+                    match read.read(&mut buf).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(_) => {}
+                    }
+                }
+            })
+            .await;
+            writer.abort();
+            closed.ok().map(|()| opened.elapsed())
+        }));
+    }
+    clients
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_clients_are_closed_after_the_header_timeout_while_others_are_served() {
+    let api = Api::start_with(", header_timeout: 2s", "", None);
+    let n = 600;
+    let clients = slow_clients(&api.addr(), n, Duration::from_secs(8)).await;
+    // While they hang on, a normal request is answered at once.
+    let started = std::time::Instant::now();
+    let (s, b) = api.call("GET", "/health", None, None).await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    assert!(started.elapsed() < Duration::from_secs(1), "a normal request took {:?}", started.elapsed());
+    let mut closed_after = Vec::new();
+    for c in clients {
+        closed_after.push(c.await.unwrap().expect("a slow client was not closed within 8 s"));
+    }
+    closed_after.sort();
+    let (first, last) = (closed_after[0], closed_after[n - 1]);
+    eprintln!("{n} slow clients closed after {first:?} … {last:?}");
+    assert!(first >= Duration::from_millis(1900), "a slow client was closed before the header timeout: {first:?}");
+    assert!(last <= Duration::from_millis(3500), "a slow client was closed only after {last:?}");
+    let (s, _) = api.call("GET", "/health", None, None).await;
+    assert_eq!(s, StatusCode::OK);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_beyond_the_limit_are_refused_and_the_api_recovers() {
+    use tokio::io::AsyncReadExt;
+    let api = Api::start_with(", max_connections: 20, header_timeout: 30s", "", None);
+    let mut held = Vec::new();
+    for _ in 0..20 {
+        held.push(tokio::net::TcpStream::connect(api.addr()).await.unwrap());
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // One more: answered 503 (or cut) at once, not left hanging.
+    for _ in 0..5 {
+        let started = std::time::Instant::now();
+        let mut extra = tokio::net::TcpStream::connect(api.addr()).await.unwrap();
+        let mut answer = Vec::new();
+        let read = tokio::time::timeout(Duration::from_secs(2), extra.read_to_end(&mut answer)).await;
+        assert!(read.is_ok(), "a connection beyond the limit was left open");
+        let text = String::from_utf8_lossy(&answer);
+        assert!(text.is_empty() || text.starts_with("HTTP/1.1 503"), "{text}");
+        assert!(started.elapsed() < Duration::from_secs(1));
+    }
+    if let Ok(r) = api.http.get(format!("{}/health", api.url)).timeout(Duration::from_secs(2)).send().await {
+        assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+        let body: Value = r.json().await.unwrap();
+        assert!(body["error"].is_string(), "{body}");
+    }
+    // Once they go, the API answers again.
+    held.clear();
+    let deadline = std::time::Instant::now() + Duration::from_secs(3);
+    loop {
+        let r = reqwest::Client::new().get(format!("{}/health", api.url)).timeout(Duration::from_secs(1)).send().await;
+        if r.as_ref().is_ok_and(|r| r.status() == StatusCode::OK) {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the API did not recover: {r:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let log = api.sluice.as_ref().unwrap().log_text();
+    assert_eq!(log.matches("connection limit reached").count(), 1, "refusals are logged once a second:\n{log}");
+    // Clients that never finish a request do not hold up a shutdown for their 30 s.
+    for _ in 0..10 {
+        let mut slow = tokio::net::TcpStream::connect(api.addr()).await.unwrap();
+        tokio::io::AsyncWriteExt::write_all(&mut slow, PARTIAL_REQUEST).await.unwrap();
+        held.push(slow);
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let started = std::time::Instant::now();
+    let mut api = api;
+    assert_eq!(api.sluice.take().unwrap().terminate(), 0);
+    assert!(started.elapsed() < Duration::from_secs(5), "the shutdown took {:?}", started.elapsed());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_keep_answering_while_the_api_is_flooded() {
+    let metrics_port = free_port();
+    // 256 open files: without a limit, the flood takes them all.
+    let api = Api::start_with(", header_timeout: 2s", &format!("metrics: {{listen: \"127.0.0.1:{metrics_port}\"}}\n"), Some(256));
+    let metrics_url = format!("http://127.0.0.1:{metrics_port}/metrics");
+    let quick = reqwest::Client::builder().timeout(Duration::from_secs(3)).build().unwrap();
+    let ingest = token(&api.cfg, "ingest", Some("acme"));
+    let (s, _) = api.call("POST", "/api/v1/ingest/app", Some(&ingest), Some("{\"n\":1}")).await;
+    assert_eq!(s, StatusCode::OK);
+
+    let flood = slow_clients(&api.addr(), 400, Duration::from_secs(8)).await;
+    let on_metrics = slow_clients(&format!("127.0.0.1:{metrics_port}"), 20, Duration::from_secs(15)).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    for _ in 0..3 {
+        let r = quick.get(&metrics_url).send().await.expect("the metrics listener answers under the flood");
+        assert_eq!(r.status(), StatusCode::OK);
+        assert!(r.text().await.unwrap().contains("sluice_events_in_total"));
+    }
+    // The flood is closed by the header timeout (or refused at once); then the API answers.
+    for c in flood {
+        assert!(c.await.unwrap().is_some(), "a slow client of the API was not closed");
+    }
+    let r = quick.get(format!("{}/health", api.url)).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let r = quick.get(&metrics_url).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    for c in on_metrics {
+        c.abort();
+    }
+    let log = api.sluice.as_ref().unwrap().log_text();
+    let lines = log.lines().count();
+    assert!(lines < 50, "{lines} log lines:\n{}", log.lines().take(60).collect::<Vec<_>>().join("\n"));
+    assert!(!log.contains("Too many open files"), "the open files ran out:\n{log}");
+}
+
+fn json_error(status: StatusCode, body: &str) -> String {
+    let v: Value = serde_json::from_str(body).unwrap_or_else(|e| panic!("{status}: not JSON ({e}): {body}"));
+    assert!(v["error"].as_str().is_some_and(|e| !e.is_empty()), "{status}: {body}");
+    v["error"].as_str().unwrap().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn errors_are_json_also_for_a_too_large_body_or_a_bad_query_string() {
+    let api = Api::start(64 * 1024);
+    let ingest = token(&api.cfg, "ingest", Some("acme"));
+    let reader = token(&api.cfg, "reader", Some("acme"));
+    // 413, a bad query string, a bad path, a wrong method: JSON like every other error.
+    let big = format!("{{\"pad\":\"{}\"}}", "x".repeat(70 * 1024));
+    let (s, b) = api.call("POST", "/api/v1/ingest/app", Some(&ingest), Some(&big)).await;
+    assert_eq!(s, StatusCode::PAYLOAD_TOO_LARGE);
+    json_error(s, &b);
+    let (s, b) = api.call("GET", "/api/alerts?limit=many", Some(&reader), None).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert!(json_error(s, &b).contains("limit"), "{b}");
+    let (s, b) = api.call("DELETE", "/health", None, None).await;
+    assert_eq!(s, StatusCode::METHOD_NOT_ALLOWED);
+    json_error(s, &b);
+    let (s, b) = api.call("GET", "/api/v1/tenants/acme/usage?from=2024-01-01&from=2024-01-02", Some(&reader), None).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    json_error(s, &b);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alerts_filter_by_level_words_and_carry_the_word() {
+    let api = Api::start(64 * 1024);
+    let ingest = token(&api.cfg, "ingest", Some("acme"));
+    let reader = token(&api.cfg, "reader", Some("acme"));
+    // Wazuh rule levels 12, 10, 6 and 3: critical, high, medium, low.
+    for (id, level, word) in
+        [("1707930300.1", 12, "critical"), ("1707930300.2", 10, "high"), ("1707930300.3", 6, "medium"), ("1707930300.4", 3, "low")]
+    {
+        let (s, b) = api.call("POST", "/wazuh-alert", Some(&ingest), Some(&alert(id, "5", level))).await;
+        assert_eq!(s, StatusCode::OK, "{b}");
+        assert_eq!(serde_json::from_str::<Value>(&b).unwrap()["risk_level"], word, "{b}");
+    }
+    let ids = |body: &str| -> Vec<(String, i64, String)> {
+        let page: Value = serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {body}"));
+        page["alerts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| {
+                let word = a["risk_level"].as_str().unwrap_or_else(|| panic!("no risk_level in {a}"));
+                (a["alert_id"].as_str().unwrap().to_string(), a["risk_score"].as_i64().unwrap(), word.to_string())
+            })
+            .collect()
+    };
+    let (s, b) = api.call("GET", "/api/alerts?risk_score=critical", Some(&reader), None).await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    assert_eq!(ids(&b), [("1707930300.1".to_string(), 95, "critical".to_string())]);
+    let (s, b) = api.call("GET", "/api/alerts?risk_score=high", Some(&reader), None).await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    assert_eq!(ids(&b), [("1707930300.2".to_string(), 75, "high".to_string())], "a level's word is that level exactly");
+    let (_, b) = api.call("GET", "/api/alerts?risk_score=low", Some(&reader), None).await;
+    assert_eq!(ids(&b), [("1707930300.4".to_string(), 25, "low".to_string())]);
+    // Numbers stay a minimum.
+    let (_, b) = api.call("GET", "/api/alerts?risk_score=75", Some(&reader), None).await;
+    assert_eq!(ids(&b).len(), 2);
+    let (_, b) = api.call("GET", "/api/alerts", Some(&reader), None).await;
+    let words: BTreeSet<String> = ids(&b).into_iter().map(|(_, _, w)| w).collect();
+    assert_eq!(words, BTreeSet::from(["critical", "high", "medium", "low"].map(String::from)));
+    // Paging within a level.
+    let (_, b) = api.call("GET", "/api/alerts?risk_score=medium&limit=1", Some(&reader), None).await;
+    let page: Value = serde_json::from_str(&b).unwrap();
+    assert_eq!(ids(&b)[0].2, "medium");
+    let next = page["next"].as_str().expect("a cursor after a full page");
+    let (_, b) = api.call("GET", &format!("/api/alerts?risk_score=medium&limit=1&cursor={next}"), Some(&reader), None).await;
+    assert!(ids(&b).is_empty(), "{b}");
+    let (s, b) = api.call("GET", "/api/alerts?risk_score=severe", Some(&reader), None).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert!(json_error(s, &b).contains("risk_score"), "{b}");
 }

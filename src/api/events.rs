@@ -109,6 +109,8 @@ pub struct WazuhResult {
     alert_id: String,
     agent_id: String,
     risk_score: u8,
+    /// The level of `risk_score`: `info`, `low`, `medium`, `high` or `critical`.
+    risk_level: &'static str,
     category: String,
     /// The alert had been received (and routed) before; nothing was done again.
     duplicate: bool,
@@ -195,7 +197,8 @@ pub async fn wazuh_alert(
         durable(&emitter, vec![event]).await?;
         state.view.store.mark_wazuh_alert_routed(&tenant, &alert_id).await.map_err(ApiError::internal)?;
     }
-    Ok(Json(WazuhResult { alert_id, agent_id, risk_score: model.risk_score, category: model.category.to_string(), duplicate }))
+    let risk_level = super::read::level_word(super::read::level_of(i64::from(model.risk_score)));
+    Ok(Json(WazuhResult { alert_id, agent_id, risk_score: model.risk_score, risk_level, category: model.category.to_string(), duplicate }))
 }
 
 /// Wazuh agent ids are 3-digit strings (`"001"`); integrations sometimes send `1` or `"1"`.

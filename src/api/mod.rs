@@ -7,6 +7,7 @@ pub mod auth;
 pub mod config;
 mod events;
 mod read;
+pub mod server;
 pub mod siem;
 mod tls;
 mod wazuh;
@@ -81,21 +82,35 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// Every error answer as `{"error": "..."}`: axum's own rejections (query string, path, body
+/// too large, unreadable body, method not allowed) are plain text or empty; their text becomes
+/// the message. Headers such as `Allow` are kept.
+async fn json_errors(response: Response) -> Response {
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    let text = axum::body::to_bytes(body, 16 * 1024).await.unwrap_or_default();
+    let text = String::from_utf8_lossy(&text);
+    let message = match text.trim() {
+        "" => status.canonical_reason().unwrap_or("error").to_lowercase(),
+        t => t.to_string(),
+    };
+    let body = serde_json::to_vec(&serde_json::json!({ "error": message })).unwrap_or_default();
+    parts.headers.insert(axum::http::header::CONTENT_TYPE, axum::http::HeaderValue::from_static("application/json"));
+    parts.headers.remove(axum::http::header::CONTENT_LENGTH);
+    Response::from_parts(parts, axum::body::Body::from(body))
+}
+
 /// The client's address, for limiting failed authentications per address.
 #[derive(Debug, Clone, Copy)]
 pub struct PeerAddr(pub SocketAddr);
-
-impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, tokio::net::TcpListener>> for PeerAddr {
-    fn connect_info(stream: axum::serve::IncomingStream<'_, tokio::net::TcpListener>) -> Self {
-        PeerAddr(*stream.remote_addr())
-    }
-}
-
-impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, tls::TlsListener>> for PeerAddr {
-    fn connect_info(stream: axum::serve::IncomingStream<'_, tls::TlsListener>) -> Self {
-        PeerAddr(*stream.remote_addr())
-    }
-}
 
 #[derive(OpenApi)]
 #[openapi(
@@ -146,20 +161,18 @@ pub fn router(state: AppState, max_body: usize) -> (axum::Router, utoipa::openap
     let router = router
         .route("/api/openapi.json", axum::routing::get(move || async move { Json(document) }))
         .fallback(|| async { ApiError::not_found("no such endpoint") })
-        .layer(axum::extract::DefaultBodyLimit::max(max_body));
+        .layer(axum::extract::DefaultBodyLimit::max(max_body))
+        .layer(axum::middleware::map_response(json_errors));
     (router, openapi)
 }
 
 /// A bound API listener, ready to serve.
 pub struct BoundApi {
-    app: axum::extract::connect_info::IntoMakeServiceWithConnectInfo<axum::Router, PeerAddr>,
-    listener: Listener,
+    router: axum::Router,
+    tcp: tokio::net::TcpListener,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    limits: server::Limits,
     pub local_addr: SocketAddr,
-}
-
-enum Listener {
-    Plain(tokio::net::TcpListener),
-    Tls(tls::TlsListener),
 }
 
 /// Binds the API's address (so a taken port fails the start) and builds the router.
@@ -173,26 +186,16 @@ pub async fn bind(
     let (router, _) = router(state, config.max_body_bytes);
     let tcp = tokio::net::TcpListener::bind(config.listen).await.map_err(|e| anyhow::anyhow!("API listener on {}: {e}", config.listen))?;
     let local_addr = tcp.local_addr()?;
-    let listener = match &config.tls {
-        None => Listener::Plain(tcp),
-        Some(files) => Listener::Tls(tls::TlsListener::new(tcp, files)?),
-    };
-    Ok(BoundApi { app: router.into_make_service_with_connect_info::<PeerAddr>(), listener, local_addr })
+    let tls = config.tls.as_ref().map(tls::acceptor).transpose()?;
+    Ok(BoundApi { router, tcp, tls, limits: config.limits(), local_addr })
 }
 
 impl BoundApi {
     /// Serves until `shutdown` resolves; requests in flight are finished.
     pub async fn serve(self, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
-        match self.listener {
-            Listener::Plain(l) => {
-                tracing::info!(listen = %self.local_addr, "API listening (HTTP)");
-                axum::serve(l, self.app).with_graceful_shutdown(shutdown).await?;
-            }
-            Listener::Tls(l) => {
-                tracing::info!(listen = %self.local_addr, "API listening (HTTPS)");
-                axum::serve(l, self.app).with_graceful_shutdown(shutdown).await?;
-            }
-        }
+        let scheme = if self.tls.is_some() { "HTTPS" } else { "HTTP" };
+        tracing::info!(listen = %self.local_addr, max_connections = self.limits.max_connections, "API listening ({scheme})");
+        server::serve(self.tcp, "API", self.router, self.tls, self.limits, shutdown).await;
         Ok(())
     }
 }

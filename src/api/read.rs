@@ -11,6 +11,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::auth::{self, Caller, Role};
 use super::{ApiError, AppState};
+use crate::model::Level;
 use crate::sinks::status::Health;
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -71,8 +72,10 @@ pub async fn sinks(State(state): State<AppState>, caller: Caller) -> Result<Json
 pub struct AlertQuery {
     /// The tenant, for a token not bound to one.
     tenant: Option<String>,
-    /// Only alerts with at least this risk score (0–100).
-    risk_score: Option<u8>,
+    /// Only alerts with at least this risk score (0–100), or of exactly this level (`info`,
+    /// `low`, `medium`, `high`, `critical`).
+    #[param(value_type = Option<String>)]
+    risk_score: Option<RiskFilter>,
     /// Only this agent's alerts (`001`).
     agent_id: Option<String>,
     /// Only alerts at or after this time (RFC 3339).
@@ -88,13 +91,129 @@ pub struct AlertQuery {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct AlertPage {
     #[schema(value_type = Vec<Object>)]
-    alerts: Vec<crate::store::StoredAlert>,
+    alerts: Vec<AlertOut>,
     /// Pass as `cursor` for the next page; absent on the last.
     next: Option<String>,
 }
 
+/// A stored webhook alert as answered: its risk score with the level's word beside it.
+#[derive(Debug, Serialize)]
+pub struct AlertOut {
+    alert_id: String,
+    agent_id: String,
+    risk_score: i64,
+    /// `info`, `low`, `medium`, `high` or `critical`: the level of `risk_score`.
+    risk_level: &'static str,
+    time: String,
+    alert: serde_json::Value,
+}
+
+impl From<crate::store::StoredAlert> for AlertOut {
+    fn from(a: crate::store::StoredAlert) -> Self {
+        AlertOut {
+            risk_level: level_word(level_of(a.risk_score)),
+            alert_id: a.alert_id,
+            agent_id: a.agent_id,
+            risk_score: a.risk_score,
+            time: a.time,
+            alert: a.alert,
+        }
+    }
+}
+
+const LEVELS: [Level; 5] = [Level::Info, Level::Low, Level::Medium, Level::High, Level::Critical];
+
+/// The level whose risk score band holds `score`: from its own score up to the next level's.
+pub(super) fn level_of(score: i64) -> Level {
+    LEVELS.into_iter().rev().find(|l| score >= i64::from(l.risk_score())).unwrap_or(Level::Info)
+}
+
+pub(super) fn level_word(level: Level) -> &'static str {
+    match level {
+        Level::Info => "info",
+        Level::Low => "low",
+        Level::Medium => "medium",
+        Level::High => "high",
+        Level::Critical => "critical",
+    }
+}
+
+/// `risk_score=`: a number is a minimum, as before; a level's word (the words the original
+/// Wazuh service stored and its users filter by) is that level exactly.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum RiskFilter {
+    AtLeast(u8),
+    Level(Level),
+}
+
+impl RiskFilter {
+    /// Risk scores from (inclusive) and up to (exclusive, `None`: no end).
+    fn band(self) -> (u8, Option<i64>) {
+        match self {
+            RiskFilter::AtLeast(n) => (n, None),
+            RiskFilter::Level(level) => {
+                let next = LEVELS.into_iter().find(|l| *l > level).map(|l| i64::from(l.risk_score()));
+                // The lowest band holds every score below the next level's.
+                let from = if level == LEVELS[0] { 0 } else { level.risk_score() };
+                (from, next)
+            }
+        }
+    }
+}
+
+impl std::str::FromStr for RiskFilter {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        let s = s.trim();
+        if let Some(level) = LEVELS.into_iter().find(|l| level_word(*l).eq_ignore_ascii_case(s)) {
+            return Ok(RiskFilter::Level(level));
+        }
+        match s.parse::<u8>() {
+            Ok(n) if n <= 100 => Ok(RiskFilter::AtLeast(n)),
+            _ => Err(format!("`risk_score` is `{s}`: use a number 0–100 (at least) or info, low, medium, high, critical (exactly)")),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for RiskFilter {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// A filter for [`crate::store::Store::wazuh_alerts`].
+pub struct AlertFilter<'a> {
+    pub tenant: &'a str,
+    pub agent_id: Option<&'a str>,
+    pub risk: Option<RiskFilter>,
+    pub since: Option<&'a str>,
+    pub until: Option<&'a str>,
+}
+
+/// Up to `limit` alerts, newest first, from `before` on; with the cursor of the next page when
+/// there may be more.
+pub async fn find_alerts(
+    state: &AppState,
+    filter: &AlertFilter<'_>,
+    before: Option<(String, String)>,
+    limit: usize,
+) -> Result<(Vec<AlertOut>, Option<(String, String)>), ApiError> {
+    let (min, below) = filter.risk.map(RiskFilter::band).unzip();
+    let rows = state
+        .view
+        .store
+        .wazuh_alerts(filter.tenant, filter.agent_id, (min.filter(|m| *m > 0), below.flatten()), filter.since, filter.until, before, limit)
+        .await
+        .map_err(ApiError::internal)?;
+    let next = (rows.len() == limit).then(|| rows.last().map(|r| (r.time.clone(), r.alert_id.clone()))).flatten();
+    Ok((rows.into_iter().map(AlertOut::from).collect(), next))
+}
+
 /// Wazuh alerts received on the webhook, newest first (the original Wazuh-to-MongoDB service's `/api/alerts`, with paging
-/// beyond its limit and time ranges).
+/// beyond its limit and time ranges). `risk_score` is a minimum score or a level's word; each
+/// alert has its level's word as `risk_level` beside `risk_score`.
 #[utoipa::path(get, path = "/api/alerts", tag = "wazuh", params(AlertQuery), responses((status = 200, body = AlertPage), (status = 400), (status = 401), (status = 403)))]
 pub async fn alerts(State(state): State<AppState>, caller: Caller, Query(q): Query<AlertQuery>) -> Result<Json<AlertPage>, ApiError> {
     caller.require_read()?;
@@ -117,22 +236,16 @@ pub async fn alerts(State(state): State<AppState>, caller: Caller, Query(q): Que
         Some(c) => Some(decode_cursor(c).ok_or_else(|| ApiError::bad_request("invalid cursor"))?),
         None => None,
     };
-    let alerts = state
-        .view
-        .store
-        .wazuh_alerts(
-            &tenant,
-            q.agent_id.as_deref(),
-            q.risk_score,
-            normalize(&q.since).as_deref(),
-            normalize(&q.until).as_deref(),
-            before,
-            limit,
-        )
-        .await
-        .map_err(ApiError::internal)?;
-    let next = (alerts.len() == limit).then(|| alerts.last().map(|a| encode_cursor(&a.time, &a.alert_id))).flatten();
-    Ok(Json(AlertPage { alerts, next }))
+    let (since, until) = (normalize(&q.since), normalize(&q.until));
+    let filter = AlertFilter {
+        tenant: &tenant,
+        agent_id: q.agent_id.as_deref(),
+        risk: q.risk_score,
+        since: since.as_deref(),
+        until: until.as_deref(),
+    };
+    let (alerts, next) = find_alerts(&state, &filter, before, limit).await?;
+    Ok(Json(AlertPage { alerts, next: next.map(|(time, id)| encode_cursor(&time, &id)) }))
 }
 
 fn encode_cursor(time: &str, id: &str) -> String {
@@ -268,5 +381,33 @@ pub async fn revoke_token(
         Ok(axum::http::StatusCode::NO_CONTENT)
     } else {
         Err(ApiError::not_found("no such live token"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn risk_filters_are_numbers_or_level_words() {
+        assert_eq!("critical".parse(), Ok(RiskFilter::Level(Level::Critical)));
+        assert_eq!("High".parse(), Ok(RiskFilter::Level(Level::High)));
+        assert_eq!("90".parse(), Ok(RiskFilter::AtLeast(90)));
+        assert!("101".parse::<RiskFilter>().is_err());
+        assert!("severe".parse::<RiskFilter>().is_err());
+        assert_eq!(RiskFilter::Level(Level::High).band(), (75, Some(95)));
+        assert_eq!(RiskFilter::Level(Level::Critical).band(), (95, None));
+        assert_eq!(RiskFilter::Level(Level::Info).band(), (0, Some(25)));
+        assert_eq!(RiskFilter::AtLeast(50).band(), (50, None));
+    }
+
+    #[test]
+    fn scores_have_the_word_of_their_level() {
+        for level in LEVELS {
+            assert_eq!(level_of(i64::from(level.risk_score())), level);
+        }
+        assert_eq!(level_word(level_of(0)), "info");
+        assert_eq!(level_word(level_of(74)), "medium");
+        assert_eq!(level_word(level_of(100)), "critical");
     }
 }

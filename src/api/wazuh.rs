@@ -121,8 +121,10 @@ pub async fn osinfo(
 pub struct AgentAlertQuery {
     /// The tenant, for a token not bound to one.
     tenant: Option<String>,
-    /// Only alerts with at least this risk score (0–100).
-    risk_score: Option<u8>,
+    /// Only alerts with at least this risk score (0–100), or of exactly this level (`info`,
+    /// `low`, `medium`, `high`, `critical`).
+    #[param(value_type = Option<String>)]
+    risk_score: Option<super::read::RiskFilter>,
     /// At most this many (default 100, at most 1000).
     limit: Option<usize>,
 }
@@ -140,12 +142,12 @@ pub async fn alerts(
     caller: Caller,
     Path(id): Path<String>,
     Query(q): Query<AgentAlertQuery>,
-) -> Result<Json<Vec<crate::store::StoredAlert>>, ApiError> {
+) -> Result<Json<Vec<super::read::AlertOut>>, ApiError> {
     caller.require_read()?;
     let tenant = caller.tenant(q.tenant.as_deref())?;
     let limit = q.limit.unwrap_or(100).clamp(1, 1000);
-    let alerts =
-        state.view.store.wazuh_alerts(&tenant, Some(&id), q.risk_score, None, None, None, limit).await.map_err(ApiError::internal)?;
+    let filter = super::read::AlertFilter { tenant: &tenant, agent_id: Some(&id), risk: q.risk_score, since: None, until: None };
+    let (alerts, _) = super::read::find_alerts(&state, &filter, None, limit).await?;
     Ok(Json(alerts))
 }
 

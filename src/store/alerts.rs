@@ -75,14 +75,14 @@ impl Store {
         .await
     }
 
-    /// A tenant's webhook alerts, newest first, filtered; paged by `before` = (time, alert_id)
-    /// of the last row of the previous page.
+    /// A tenant's webhook alerts, newest first, filtered (risk scores in `min_risk..below_risk`);
+    /// paged by `before` = (time, alert_id) of the last row of the previous page.
     #[allow(clippy::too_many_arguments)]
     pub async fn wazuh_alerts(
         &self,
         tenant: &str,
         agent_id: Option<&str>,
-        min_risk: Option<u8>,
+        (min_risk, below_risk): (Option<u8>, Option<i64>),
         since: Option<&str>,
         until: Option<&str>,
         before: Option<(String, String)>,
@@ -94,21 +94,22 @@ impl Store {
         self.with(move |c| {
             let mut stmt = c.prepare_cached(
                 "SELECT alert_id, agent_id, risk_score, time, alert FROM wazuh_alerts WHERE tenant = ?1 \
-                 AND (?2 IS NULL OR agent_id = ?2) AND (?3 IS NULL OR risk_score >= ?3) \
+                 AND (?2 IS NULL OR agent_id = ?2) AND (?3 IS NULL OR risk_score >= ?3) AND (?9 IS NULL OR risk_score < ?9) \
                  AND (?4 IS NULL OR time >= ?4) AND (?5 IS NULL OR time < ?5) \
                  AND (?6 IS NULL OR time < ?6 OR (time = ?6 AND alert_id < ?7)) \
                  ORDER BY time DESC, alert_id DESC LIMIT ?8",
             )?;
-            let rows = stmt.query_map(params![tenant, agent_id, min_risk, since, until, before_time, before_id, limit as i64], |r| {
-                let alert: String = r.get(4)?;
-                Ok(StoredAlert {
-                    alert_id: r.get(0)?,
-                    agent_id: r.get(1)?,
-                    risk_score: r.get(2)?,
-                    time: r.get(3)?,
-                    alert: serde_json::from_str(&alert).unwrap_or(serde_json::Value::Null),
-                })
-            })?;
+            let rows =
+                stmt.query_map(params![tenant, agent_id, min_risk, since, until, before_time, before_id, limit as i64, below_risk], |r| {
+                    let alert: String = r.get(4)?;
+                    Ok(StoredAlert {
+                        alert_id: r.get(0)?,
+                        agent_id: r.get(1)?,
+                        risk_score: r.get(2)?,
+                        time: r.get(3)?,
+                        alert: serde_json::from_str(&alert).unwrap_or(serde_json::Value::Null),
+                    })
+                })?;
             rows.collect()
         })
         .await
