@@ -61,10 +61,14 @@ fn a_full_state_disk_stops_intake_and_nothing_is_repeated() {
     drop(dead);
     let out = dir.path().join("out.jsonl");
     let cfg = dir.path().join("sluice.yml");
+    let api = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap()
+    };
     std::fs::write(
         &cfg,
         format!(
-            "state_dir: {state}\nsinks:\n  archive: {{type: file, path: \"{out}\", format: raw}}\n  splunk:\n    type: splunk_hec\n    url: {dead_url}\n    token: \"00000000-0000-0000-0000-000000000000\"\n    retry: {{max_attempts: 1, initial_backoff: 10ms, max_backoff: 50ms}}\ntenants:\n  - name: acme\n    sources:\n      - {{name: in, type: file, path: \"{input}\"}}\n    sinks: [archive, splunk]\n",
+            "state_dir: {state}\napi: {{listen: \"{api}\"}}\nsinks:\n  archive: {{type: file, path: \"{out}\", format: raw}}\n  splunk:\n    type: splunk_hec\n    url: {dead_url}\n    token: \"00000000-0000-0000-0000-000000000000\"\n    retry: {{max_attempts: 1, initial_backoff: 10ms, max_backoff: 50ms}}\ntenants:\n  - name: acme\n    sources:\n      - {{name: in, type: file, path: \"{input}\"}}\n    sinks: [archive, splunk]\n",
             state = state.display(),
             out = out.display(),
             input = input.display()
@@ -79,6 +83,8 @@ fn a_full_state_disk_stops_intake_and_nothing_is_repeated() {
     std::thread::sleep(Duration::from_secs(3));
     assert_eq!(common::count_lines(&out), stalled, "intake went on while the store could not take events");
     assert!(stalled < LINES, "the disk never filled ({stalled} lines out)");
+    let health = get(api, "/health");
+    assert!(health.contains(r#""status":"failed""#) && health.contains("cannot store events"), "{health}");
     let restarts = daemon.log_text().matches("source failed").count();
     assert_eq!(restarts, 0, "the source failed and restarted:\n{}", daemon.log_text());
 
@@ -89,9 +95,20 @@ fn a_full_state_disk_stops_intake_and_nothing_is_repeated() {
         || format!("{} of {LINES} lines after space returned:\n{}", common::count_lines(&out), daemon.log_text()),
     );
     daemon.wait_log("room again");
+    assert!(!get(api, "/health").contains("cannot store events"));
     let text = std::fs::read_to_string(&out).unwrap();
     let distinct: HashSet<&str> = text.lines().collect();
     assert_eq!(distinct.len(), LINES, "every line exactly once");
     assert_eq!(daemon.log_text().matches("disk is full:").count(), 1, "one clear error, not one per attempt");
     assert_eq!(daemon.terminate(), 0);
+}
+
+/// The body of a plain HTTP GET.
+fn get(addr: std::net::SocketAddr, path: &str) -> String {
+    use std::io::Read;
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+    let mut text = String::new();
+    s.read_to_string(&mut text).unwrap();
+    text.split_once("\r\n\r\n").map(|(_, body)| body.to_string()).unwrap_or(text)
 }

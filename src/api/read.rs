@@ -20,6 +20,10 @@ pub struct HealthReport {
     /// `failed` when one failed.
     status: String,
     sinks: BTreeMap<String, String>,
+    /// Why the store cannot take events right now (its disk is full): intake waits, and the
+    /// status is `failed` until there is room again.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    store: Option<String>,
 }
 
 /// Liveness and sink health; needs no token.
@@ -37,7 +41,11 @@ pub async fn health(State(state): State<AppState>) -> Json<HealthReport> {
         };
         sinks.insert(name, health.as_str().to_string());
     }
-    Json(HealthReport { status: worst.as_str().to_string(), sinks })
+    let store = state.view.store.no_space().map(|reason| format!("cannot store events: {reason}"));
+    if store.is_some() {
+        worst = Health::Failed;
+    }
+    Json(HealthReport { status: worst.as_str().to_string(), sinks, store })
 }
 
 /// Prometheus metrics: events in and out per tenant, source and sink, failures, dead letters,

@@ -125,6 +125,7 @@ impl Store {
     ) -> anyhow::Result<R> {
         let f = Arc::new(f);
         let mut backoff = Duration::from_millis(100);
+        let mut waited = false;
         loop {
             let (conn, attempt) = (self.conn.clone(), f.clone());
             let result = tokio::task::spawn_blocking(move || {
@@ -135,12 +136,17 @@ impl Store {
             .context("store thread failed")?;
             match result {
                 Err(e) if is_full(&e) => {
+                    waited = true;
                     self.space.wait(&self.path, &e);
                     tokio::time::sleep(backoff).await;
                     backoff = (backoff * 2).min(Duration::from_secs(5));
                 }
                 other => {
-                    self.space.resumed(&self.path);
+                    // Only a write that waited for room says there is room again (reads succeed
+                    // on a full disk).
+                    if waited {
+                        self.space.resumed(&self.path);
+                    }
                     return other.context("store query failed");
                 }
             }
