@@ -8,7 +8,8 @@
 //! budget the worker stops taking batches, so sources wait: nothing is dropped.
 //!
 //! The worker also applies the sink's filter, runs its active health check, and keeps its
-//! statistics (saved to the store every few seconds).
+//! statistics (saved to the store every few seconds). Every error text it logs or records has
+//! the credentials of any URL in it redacted.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,6 +20,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use super::{Batch, Delivery, SinkHandle};
+use crate::settings::redact_urls;
 use crate::sinks::policy::{RetryPolicy, SinkPolicy};
 use crate::sinks::status::SinkStatus;
 use crate::sinks::{Sink, Written};
@@ -91,7 +93,7 @@ impl Worker {
                     let batches: Vec<Batch> = deliveries.iter().map(|d| d.events.clone()).collect();
                     let result = self.accept(batches).await;
                     for d in deliveries {
-                        let _ = d.ack.send(result.as_ref().map(|_| ()).map_err(|e| anyhow!("{e:#}")));
+                        let _ = d.ack.send(result.as_ref().map(|_| ()).map_err(|e| anyhow!(error_text(e))));
                     }
                 }
                 _ = tokio::time::sleep_until(self.retry_at), if self.backlog => self.drain_chunk().await,
@@ -106,7 +108,7 @@ impl Worker {
                         self.retry_at = Instant::now();
                     }
                     let result = match tokio::time::timeout(CHECK_TIMEOUT, self.sink.check()).await {
-                        Ok(r) => r.map_err(|e| format!("{e:#}")),
+                        Ok(r) => r.map_err(|e| error_text(&e)),
                         Err(_) => Err(format!("no answer within {CHECK_TIMEOUT:?}")),
                     };
                     if let Err(e) = &result {
@@ -141,7 +143,7 @@ impl Worker {
                 }
                 Err(e) => {
                     self.failed(count, &e);
-                    tracing::warn!(sink = %self.name, events = count, error = %format!("{e:#}"),
+                    tracing::warn!(sink = %self.name, events = count, error = %error_text(&e),
                         "sink write failed; holding events in the outbox");
                 }
             }
@@ -236,7 +238,7 @@ impl Worker {
             Err(e) => {
                 self.prefetch.take().inspect(JoinHandle::abort);
                 self.retry_at = Instant::now() + self.next_backoff();
-                tracing::warn!(sink = %self.name, error = %format!("{e:#}"),
+                tracing::warn!(sink = %self.name, error = %error_text(&e),
                     retry_in = ?self.retry_at.duration_since(Instant::now()), "outbox delivery failed");
             }
         }
@@ -261,7 +263,7 @@ impl Worker {
 
     fn failed(&mut self, count: usize, error: &anyhow::Error) {
         self.failing = true;
-        self.status.write_failed(count as u64, &format!("{error:#}"));
+        self.status.write_failed(count as u64, &error_text(error));
         metrics::counter!("sluice_sink_errors_total", "sink" => self.name.clone()).increment(1);
     }
 
@@ -274,9 +276,14 @@ impl Worker {
         if let Some(row) = self.status.take_changes()
             && let Err(e) = self.store.save_sink_stats(&self.name, row).await
         {
-            tracing::warn!(sink = %self.name, error = %format!("{e:#}"), "cannot save sink statistics");
+            tracing::warn!(sink = %self.name, error = %error_text(&e), "cannot save sink statistics");
         }
     }
+}
+
+/// An error with its causes, without the credentials of any URL in it.
+fn error_text(error: &anyhow::Error) -> String {
+    redact_urls(&format!("{error:#}"))
 }
 
 #[cfg(test)]

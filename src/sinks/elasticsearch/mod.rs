@@ -35,6 +35,8 @@ pub struct EsSink {
     config: EsConfig,
     ctx: SinkContext,
     client: reqwest::Client,
+    /// `config.url` without credentials; those it held are sent as HTTP Basic.
+    endpoint: http::Endpoint,
     bulk_url: String,
     base_url: String,
     items: Arc<Items>,
@@ -63,13 +65,14 @@ struct Outcome {
 impl EsSink {
     pub fn new(config: EsConfig, ctx: SinkContext) -> anyhow::Result<Self> {
         let client = crate::settings::tls::http_client(&config.tls, config.timeout)?;
-        let base_url = config.url.trim_end_matches('/').to_string();
+        let endpoint = http::Endpoint::parse(&config.url)?;
+        let base_url = endpoint.url.trim_end_matches('/').to_string();
         let mut bulk_url = reqwest::Url::parse(&format!("{base_url}/_bulk")).context("bulk URL")?;
         if let Some(p) = &config.pipeline {
             bulk_url.query_pairs_mut().append_pair("pipeline", p);
         }
         let bulk_url = bulk_url.to_string();
-        Ok(EsSink { items: Arc::new(Items(config.clone())), config, ctx, client, bulk_url, base_url })
+        Ok(EsSink { items: Arc::new(Items(config.clone())), config, ctx, client, endpoint, bulk_url, base_url })
     }
 
     fn authorize(&self, request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
@@ -78,7 +81,7 @@ impl EsSink {
         } else if let Some(user) = &self.config.username {
             request.basic_auth(user, self.config.password.as_ref().map(Secret::expose))
         } else {
-            request
+            self.endpoint.authorize(request)
         }
     }
 
@@ -123,7 +126,7 @@ impl EsSink {
                         _ => bail!("POST {}: HTTP {status}: {}", self.bulk_url, http::excerpt(&text)),
                     }
                 }
-                Err(e) => (format!("{e:#}"), None),
+                Err(e) => (http::error_text(&e), None),
             };
             if attempt >= self.ctx.policy.retry.max_attempts {
                 bail!("POST {}: {error} (after {attempt} attempts)", self.bulk_url);
@@ -266,8 +269,11 @@ impl Sink for EsSink {
     /// `GET /` (cluster info): reachability and credentials; writes nothing.
     fn check(&mut self) -> BoxFuture<'_, anyhow::Result<()>> {
         Box::pin(async move {
-            let response =
-                self.authorize(self.client.get(&self.base_url)).send().await.with_context(|| format!("GET {}", self.base_url))?;
+            let response = self
+                .authorize(self.client.get(&self.base_url))
+                .send()
+                .await
+                .map_err(|e| anyhow!("GET {}: {}", self.base_url, http::error_text(&e)))?;
             let status = response.status();
             if status.is_success() {
                 return Ok(());

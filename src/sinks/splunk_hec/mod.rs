@@ -26,7 +26,7 @@ use std::collections::HashMap;
 use std::io::Write;
 use std::sync::Arc;
 
-use anyhow::{Context, anyhow, bail};
+use anyhow::{anyhow, bail};
 use futures::StreamExt;
 use futures::future::BoxFuture;
 use serde_json::Value;
@@ -43,6 +43,7 @@ pub struct HecSink {
     config: HecConfig,
     ctx: SinkContext,
     client: reqwest::Client,
+    /// These three are built from the URL without its credentials, so messages may show them.
     event_url: String,
     ack_url: String,
     health_url: String,
@@ -75,7 +76,8 @@ enum Outcome {
 impl HecSink {
     pub fn new(config: HecConfig, ctx: SinkContext) -> anyhow::Result<Self> {
         let client = crate::settings::tls::http_client(&config.tls, config.timeout)?;
-        let base = config.url.trim_end_matches('/');
+        let endpoint = http::Endpoint::parse(&config.url)?;
+        let base = endpoint.url.trim_end_matches('/');
         Ok(HecSink {
             event_url: format!("{base}/services/collector/event"),
             ack_url: format!("{base}/services/collector/ack"),
@@ -201,7 +203,7 @@ impl HecSink {
                         _ => (what, retry_after),
                     }
                 }
-                Err(e) => (format!("{e:#}"), None),
+                Err(e) => (http::error_text(&e), None),
             };
             if attempt >= self.ctx.policy.retry.max_attempts {
                 bail!("POST {}: {error} (after {attempt} attempts)", self.event_url);
@@ -239,7 +241,7 @@ impl HecSink {
                     continue;
                 }
                 Err(e) => {
-                    tracing::debug!(sink = %self.ctx.name, error = %e, "HEC acknowledgement query failed; polling again");
+                    tracing::debug!(sink = %self.ctx.name, error = %http::error_text(&e), "HEC acknowledgement query failed; polling again");
                     continue;
                 }
             };
@@ -343,7 +345,7 @@ impl Sink for HecSink {
                 .header("Authorization", format!("Splunk {}", self.config.token.expose()))
                 .send()
                 .await
-                .with_context(|| format!("GET {}", self.health_url))?;
+                .map_err(|e| anyhow!("GET {}: {}", self.health_url, http::error_text(&e)))?;
             let status = response.status();
             let text = response.text().await.unwrap_or_default();
             if status.is_success() { Ok(()) } else { Err(anyhow!("HEC health: HTTP {status}: {}", http::excerpt(&text))) }
