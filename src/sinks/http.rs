@@ -82,6 +82,13 @@ pub fn error_text(error: &reqwest::Error) -> String {
     redact_urls(&text)
 }
 
+/// Whether no connection could be made at all (refused, no route, name not resolved, connect
+/// timeout, TLS handshake): the destination is down or unreachable, and trying the other
+/// requests of the write, or this one again at once, would only delay the outbox.
+pub fn is_unreachable(error: &reqwest::Error) -> bool {
+    error.is_connect()
+}
+
 /// `Retry-After` in seconds or as an HTTP date.
 pub fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
     let value = headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?.trim();
@@ -126,6 +133,16 @@ mod tests {
         assert_eq!(Endpoint::parse("http://h:8088").unwrap(), Endpoint { url: "http://h:8088/".into(), basic: None });
         assert!(Endpoint::has_credentials("http://u:p@h/") && !Endpoint::has_credentials("http://h/"));
         assert_eq!(percent_decode("%zz%4"), "%zz%4");
+    }
+
+    #[tokio::test]
+    async fn a_refused_connection_is_unreachable_and_its_text_names_the_cause_without_credentials() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let client = crate::settings::tls::http_client(&Default::default(), Duration::from_secs(5)).unwrap();
+        let err = client.get(format!("http://u:hunter2@127.0.0.1:{port}/x")).send().await.unwrap_err();
+        assert!(is_unreachable(&err));
+        let text = error_text(&err);
+        assert!(text.contains("refused") && !text.contains("hunter2"), "{text}");
     }
 
     #[test]

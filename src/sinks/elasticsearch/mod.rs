@@ -10,7 +10,10 @@
 //! backoff, dead-lettered once `retry.max_attempts` is spent; any other 4xx (a mapping error)
 //! dead-lettered at once with ES's reason. A whole request answered 429/5xx, or lost to a
 //! timeout or reset, is retried, then the write fails and the events wait in the outbox; 413
-//! halves the request; 401/403 fail the sink until the credentials are fixed.
+//! halves the request; 401/403 fail the sink until the credentials are fixed. When no connection
+//! can be made at all (refused, unreachable, connect timeout, TLS handshake), the write fails at
+//! once, without retrying, and the events wait in the outbox. The first request of a write that
+//! fails ends the write: the others in flight are dropped.
 
 mod config;
 
@@ -126,6 +129,8 @@ impl EsSink {
                         _ => bail!("POST {}: HTTP {status}: {}", self.bulk_url, http::excerpt(&text)),
                     }
                 }
+                // Elasticsearch is down or unreachable: the batch waits in the outbox, not here.
+                Err(e) if http::is_unreachable(&e) => bail!("POST {}: {}", self.bulk_url, http::error_text(&e)),
                 Err(e) => (http::error_text(&e), None),
             };
             if attempt >= self.ctx.policy.retry.max_attempts {
@@ -204,12 +209,11 @@ impl EsSink {
                 tokio::time::sleep(self.ctx.policy.retry.backoff(round, None)).await;
             }
             round += 1;
-            let outcomes: Vec<anyhow::Result<Outcome>> = futures::stream::iter(todo.drain(..))
+            let mut outcomes = futures::stream::iter(std::mem::take(&mut todo))
                 .map(|items| self.send(items))
-                .buffer_unordered(self.config.concurrency.get())
-                .collect()
-                .await;
-            for outcome in outcomes {
+                .buffer_unordered(self.config.concurrency.get());
+            // The first request that fails ends the write (dropping the others in flight).
+            while let Some(outcome) = outcomes.next().await {
                 let outcome = outcome?;
                 for (i, reason) in outcome.dead {
                     self.ctx.dead_letter(events[i], &format!("Elasticsearch refused the document: {reason}"), &mut written).await?;
