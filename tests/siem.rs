@@ -8,7 +8,7 @@ use std::collections::HashSet;
 use std::path::Path;
 use std::time::Duration;
 
-use common::{Sluice, count_lines, wait_until};
+use common::{Sluice, count_lines, status_json, wait_until};
 use sluice_emulators::elasticsearch::{EsConfig, EsEmulator, EsFaults};
 use sluice_emulators::splunk_hec::{HecConfig, HecEmulator, HecFaults};
 
@@ -205,18 +205,6 @@ async fn a_hec_index_the_token_may_not_use_fails_the_sink_until_a_reload_fixes_i
     wait_until(Duration::from_secs(60), || hec.event_count() >= 200, || format!("HEC has {}", hec.event_count()));
     assert_eq!(hec.events()[0]["index"], "security");
     assert_eq!(sluice.terminate(), 0);
-}
-
-/// `sluice status --json`, keyed by sink name.
-fn status_json(cfg: &Path) -> serde_json::Value {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_sluice")).args(["status", "--json", "-c"]).arg(cfg).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let mut map = serde_json::Map::new();
-    for line in String::from_utf8(out.stdout).unwrap().lines() {
-        let row: serde_json::Value = serde_json::from_str(line).unwrap();
-        map.insert(row["sink"].as_str().unwrap().to_string(), row);
-    }
-    serde_json::Value::Object(map)
 }
 
 fn tail(log: &str) -> String {

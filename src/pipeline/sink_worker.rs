@@ -7,8 +7,17 @@
 //! on) until enough events gathered or the timeout passed. When the outbox reaches its disk
 //! budget the worker stops taking batches, so sources wait: nothing is dropped.
 //!
-//! The worker also applies the sink's filter, runs its active health check, and keeps its
-//! statistics (saved to the store every few seconds).
+//! A destination that is down costs one failed write per batch, and sinks fail a write as soon
+//! as they find no connection can be made (they do not retry it message by message), so the
+//! batch reaches the outbox within seconds and the sources, which wait for every sink of their
+//! tenant, go on. Outbox deliveries and active checks run as jobs beside the worker, which keeps
+//! taking batches into the outbox meanwhile: a destination that takes its time to fail (a
+//! connect timeout, a server that never answers) holds up neither intake nor the other sinks.
+//! While the outbox is retried with backoff, a successful active check retries it at once.
+//!
+//! The worker also applies the sink's filter and keeps its statistics (saved to the store every
+//! few seconds). Every error text it logs or records has the credentials of any URL in it
+//! redacted.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,6 +29,7 @@ use tokio::time::Instant;
 
 use super::replay::{self, ReplayFilter};
 use super::{Batch, Delivery, SinkHandle};
+use crate::settings::redact_urls;
 use crate::sinks::policy::{RetryPolicy, SinkPolicy};
 use crate::sinks::status::SinkStatus;
 use crate::sinks::{Sink, Written};
@@ -41,7 +51,9 @@ pub fn spawn(name: String, sink: Box<dyn Sink>, store: Store, policy: SinkPolicy
     let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
     let worker = Worker {
         name,
-        sink,
+        events_in_flight: sink.events_in_flight(),
+        sink: Some(sink),
+        job: None,
         store,
         policy,
         status,
@@ -58,7 +70,12 @@ pub fn spawn(name: String, sink: Box<dyn Sink>, store: Store, policy: SinkPolicy
 
 struct Worker {
     name: String,
-    sink: Box<dyn Sink>,
+    /// The sink, unless a job has it.
+    sink: Option<Box<dyn Sink>>,
+    /// The most events the sink may leave unconfirmed: the size of a write and of an outbox chunk.
+    events_in_flight: Option<usize>,
+    /// An outbox delivery or an active check in progress: it has the sink and gives it back.
+    job: Option<JoinHandle<(Box<dyn Sink>, Job)>>,
     store: Store,
     policy: SinkPolicy,
     status: Arc<SinkStatus>,
@@ -79,6 +96,20 @@ struct Worker {
 /// Outbox events, the id of the last, and their stored size.
 type Chunk = (Vec<crate::event::Event>, Option<i64>, u64);
 
+/// What a job did with the sink.
+enum Job {
+    /// Wrote `count` outbox events, up to id `last_id`, of `bytes` stored bytes (`chunk`: how many
+    /// were asked for).
+    Delivery {
+        result: anyhow::Result<Written>,
+        count: usize,
+        last_id: i64,
+        bytes: u64,
+        chunk: usize,
+    },
+    Check(Result<(), String>),
+}
+
 impl Worker {
     async fn run(mut self, mut rx: mpsc::Receiver<Delivery>) {
         // Events left in the outbox by an earlier run are delivered before anything new.
@@ -97,8 +128,13 @@ impl Worker {
         let mut check_tick = tokio::time::interval(self.policy.health.interval.max(Duration::from_secs(1)));
         loop {
             let over_budget = self.status.pending().1 >= self.policy.outbox.max_bytes;
+            let idle = self.job.is_none();
             tokio::select! {
                 biased;
+                done = async { self.job.as_mut().expect("a job runs").await }, if !idle => {
+                    self.job = None;
+                    self.job_done(done).await;
+                }
                 delivery = rx.recv(), if !over_budget => {
                     let Some(delivery) = delivery else { break };
                     let mut deliveries = vec![delivery];
@@ -111,10 +147,10 @@ impl Worker {
                     let batches: Vec<Batch> = deliveries.iter().map(|d| d.events.clone()).collect();
                     let result = self.accept(batches).await;
                     for d in deliveries {
-                        let _ = d.ack.send(result.as_ref().map(|_| ()).map_err(|e| anyhow!("{e:#}")));
+                        let _ = d.ack.send(result.as_ref().map(|_| ()).map_err(|e| anyhow!(error_text(e))));
                     }
                 }
-                _ = tokio::time::sleep_until(self.retry_at), if self.backlog => self.drain_chunk().await,
+                _ = tokio::time::sleep_until(self.retry_at), if self.backlog && idle => self.start_delivery().await,
                 _ = check_tick.tick() => {
                     // Events put back in the outbox from outside (retried dead letters).
                     if !self.backlog
@@ -125,14 +161,16 @@ impl Worker {
                         self.backlog = true;
                         self.retry_at = Instant::now();
                     }
-                    let result = match tokio::time::timeout(CHECK_TIMEOUT, self.sink.check()).await {
-                        Ok(r) => r.map_err(|e| format!("{e:#}")),
-                        Err(_) => Err(format!("no answer within {CHECK_TIMEOUT:?}")),
-                    };
-                    if let Err(e) = &result {
-                        tracing::warn!(sink = %self.name, error = %e, "health check failed");
+                    // A sink busy delivering needs no other check.
+                    if let Some(mut sink) = self.sink.take() {
+                        self.job = Some(tokio::spawn(async move {
+                            let result = match tokio::time::timeout(CHECK_TIMEOUT, sink.check()).await {
+                                Ok(r) => r.map_err(|e| error_text(&e)),
+                                Err(_) => Err(format!("no answer within {CHECK_TIMEOUT:?}")),
+                            };
+                            (sink, Job::Check(result))
+                        }));
                     }
-                    self.status.checked(result);
                 }
                 _ = stats_tick.tick() => self.save_stats().await,
             }
@@ -140,8 +178,61 @@ impl Worker {
                 self.save_stats().await;
             }
         }
+        // Let a delivery in progress finish, so that what it delivered is not sent again.
+        self.wait_for_job().await;
         self.save_stats().await;
         tracing::debug!(sink = %self.name, "sink stopped");
+    }
+
+    /// Waits for the job in progress, if any, and takes the sink back.
+    async fn wait_for_job(&mut self) {
+        if let Some(job) = self.job.take() {
+            let done = job.await;
+            self.job_done(done).await;
+        }
+    }
+
+    async fn job_done(&mut self, done: Result<(Box<dyn Sink>, Job), tokio::task::JoinError>) {
+        match done {
+            Ok((sink, job)) => {
+                self.sink = Some(sink);
+                self.finish(job).await;
+            }
+            // The sink panicked: the worker goes down with it, as when it wrote itself.
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            Err(e) => panic!("sink job cancelled: {e}"),
+        }
+    }
+
+    /// Takes in what a job did with the sink.
+    async fn finish(&mut self, job: Job) {
+        match job {
+            Job::Check(result) => {
+                match &result {
+                    Err(e) => tracing::warn!(sink = %self.name, error = %e, "health check failed"),
+                    // The destination is back: deliver what waits without sitting out the backoff.
+                    Ok(()) if self.backlog && self.failing => self.retry_at = Instant::now(),
+                    Ok(()) => {}
+                }
+                self.status.checked(result);
+            }
+            Job::Delivery { result, count, last_id, bytes, chunk } => {
+                let result = match result {
+                    Ok(written) => {
+                        self.delivered(count, written);
+                        self.store.outbox_ack(&self.name, last_id).await
+                    }
+                    Err(e) => {
+                        self.failed(count, &e);
+                        Err(e)
+                    }
+                };
+                match result {
+                    Ok(()) => self.outbox_advanced(count, bytes, chunk).await,
+                    Err(e) => self.outbox_failed(&e),
+                }
+            }
+        }
     }
 
     /// Makes batches durable: at the destination when possible, else in the outbox. Then
@@ -154,7 +245,7 @@ impl Worker {
         }
         // One write at a time of at most what the sink can leave unconfirmed, each recorded
         // once held: a crash repeats one such write here at most.
-        for (part, count) in split(batches, count, self.sink.events_in_flight()) {
+        for (part, count) in split(batches, count, self.events_in_flight) {
             self.hold(&part, count).await?;
             let keys = part.iter().flat_map(|b| b.iter().map(replay::key)).collect();
             if let Err(e) = self.store.record_accepted(&self.name, keys).await {
@@ -183,14 +274,18 @@ impl Worker {
         let batch = self.policy.batch.clone();
         let wait_for_more = !batch.timeout.is_zero() && count < batch.max_events.get();
         if !self.backlog && !wait_for_more {
-            match self.sink.write(batches).await {
+            // Without a backlog the only job is an active check, which takes no longer than the
+            // write would if the destination had gone.
+            self.wait_for_job().await;
+            let sink = self.sink.as_mut().expect("no job runs");
+            match sink.write(batches).await {
                 Ok(written) => {
                     self.delivered(count, written);
                     return Ok(());
                 }
                 Err(e) => {
                     self.failed(count, &e);
-                    tracing::warn!(sink = %self.name, events = count, error = %format!("{e:#}"),
+                    tracing::warn!(sink = %self.name, events = count, error = %error_text(&e),
                         "sink write failed; holding events in the outbox");
                 }
             }
@@ -233,65 +328,64 @@ impl Worker {
         kept
     }
 
-    /// Delivers the oldest outbox events; on failure schedules the next attempt.
-    async fn drain_chunk(&mut self) {
-        let chunk = match self.sink.events_in_flight() {
+    /// Starts delivering the oldest outbox events as a job.
+    async fn start_delivery(&mut self) {
+        let chunk = match self.events_in_flight {
             Some(limit) => limit.clamp(1, 50_000),
             None => OUTBOX_CHUNK.max(self.policy.batch.max_events.get()).min(50_000),
         };
-        let result = async {
-            let (events, last_id, bytes) = match self.prefetch.take() {
-                Some(next) => next.await??,
-                None => self.store.outbox_peek(&self.name, 0, chunk).await?,
-            };
-            let Some(last_id) = last_id else { return Ok((0, 0)) };
-            let count = events.len();
-            if count == chunk {
-                // Read the next chunk while this one is delivered.
-                let (store, name) = (self.store.clone(), self.name.clone());
-                self.prefetch = Some(tokio::spawn(async move { store.outbox_peek(&name, last_id, chunk).await }));
-            }
-            match self.sink.write(&[Arc::new(events)]).await {
-                Ok(written) => self.delivered(count, written),
-                Err(e) => {
-                    self.failed(count, &e);
-                    // The chunk is still in the outbox; the next attempt starts from it.
-                    self.prefetch.take().inspect(JoinHandle::abort);
-                    return Err(e);
-                }
-            }
-            self.store.outbox_ack(&self.name, last_id).await?;
-            Ok((count, bytes))
+        let peeked = match self.prefetch.take() {
+            Some(next) => next.await.map_err(anyhow::Error::from).and_then(|r| r),
+            None => self.store.outbox_peek(&self.name, 0, chunk).await,
+        };
+        let (events, last_id, bytes) = match peeked {
+            Ok(c) => c,
+            Err(e) => return self.outbox_failed(&e),
+        };
+        let Some(last_id) = last_id else { return self.outbox_advanced(0, 0, chunk).await };
+        let count = events.len();
+        if count == chunk {
+            // Read the next chunk while this one is delivered.
+            let (store, name) = (self.store.clone(), self.name.clone());
+            self.prefetch = Some(tokio::spawn(async move { store.outbox_peek(&name, last_id, chunk).await }));
         }
-        .await;
-        match result {
-            Ok((count, bytes)) => {
-                self.failures = 0;
-                let (pending, pending_bytes) = self.status.pending();
-                let (pending, pending_bytes) = (pending.saturating_sub(count as u64), pending_bytes.saturating_sub(bytes));
-                if count < chunk {
-                    // Rows pushed while this chunk was in flight are read on the next round.
-                    let (n, b) = self.store.outbox_size(&self.name).await.unwrap_or((pending, pending_bytes));
-                    self.status.set_pending(n, b);
-                    if n == 0 {
-                        self.backlog = false;
-                        if count > 0 {
-                            tracing::debug!(sink = %self.name, "outbox drained; delivering directly again");
-                        }
-                        return;
-                    }
-                } else {
-                    self.status.set_pending(pending, pending_bytes);
+        let mut sink = self.sink.take().expect("no job runs");
+        self.job = Some(tokio::spawn(async move {
+            let result = sink.write(&[Arc::new(events)]).await;
+            (sink, Job::Delivery { result, count, last_id, bytes, chunk })
+        }));
+    }
+
+    /// `count` outbox events of `bytes` were delivered and acknowledged: on to the next chunk, or
+    /// back to direct delivery when the outbox is empty.
+    async fn outbox_advanced(&mut self, count: usize, bytes: u64, chunk: usize) {
+        self.failures = 0;
+        let (pending, pending_bytes) = self.status.pending();
+        let (pending, pending_bytes) = (pending.saturating_sub(count as u64), pending_bytes.saturating_sub(bytes));
+        if count < chunk {
+            // Rows pushed while this chunk was in flight are read on the next round.
+            let (n, b) = self.store.outbox_size(&self.name).await.unwrap_or((pending, pending_bytes));
+            self.status.set_pending(n, b);
+            if n == 0 {
+                self.backlog = false;
+                if count > 0 {
+                    tracing::debug!(sink = %self.name, "outbox drained; delivering directly again");
                 }
-                self.retry_at = Instant::now();
+                return;
             }
-            Err(e) => {
-                self.prefetch.take().inspect(JoinHandle::abort);
-                self.retry_at = Instant::now() + self.next_backoff();
-                tracing::warn!(sink = %self.name, error = %format!("{e:#}"),
-                    retry_in = ?self.retry_at.duration_since(Instant::now()), "outbox delivery failed");
-            }
+        } else {
+            self.status.set_pending(pending, pending_bytes);
         }
+        self.retry_at = Instant::now();
+    }
+
+    /// The outbox could not be delivered (the chunk is still in it): the next attempt after the
+    /// backoff starts from it again.
+    fn outbox_failed(&mut self, e: &anyhow::Error) {
+        self.prefetch.take().inspect(JoinHandle::abort);
+        self.retry_at = Instant::now() + self.next_backoff();
+        tracing::warn!(sink = %self.name, error = %error_text(e),
+            retry_in = ?self.retry_at.duration_since(Instant::now()), "outbox delivery failed");
     }
 
     fn delivered(&mut self, count: usize, written: Written) {
@@ -313,7 +407,7 @@ impl Worker {
 
     fn failed(&mut self, count: usize, error: &anyhow::Error) {
         self.failing = true;
-        self.status.write_failed(count as u64, &format!("{error:#}"));
+        self.status.write_failed(count as u64, &error_text(error));
         metrics::counter!("sluice_sink_errors_total", "sink" => self.name.clone()).increment(1);
     }
 
@@ -326,7 +420,7 @@ impl Worker {
         if let Some(row) = self.status.take_changes()
             && let Err(e) = self.store.save_sink_stats(&self.name, row).await
         {
-            tracing::warn!(sink = %self.name, error = %format!("{e:#}"), "cannot save sink statistics");
+            tracing::warn!(sink = %self.name, error = %error_text(&e), "cannot save sink statistics");
         }
     }
 }
@@ -339,6 +433,11 @@ fn split(batches: Vec<Batch>, count: usize, limit: Option<usize>) -> Vec<(Vec<Ba
     };
     let events: Vec<_> = batches.iter().flat_map(|b| b.iter().cloned()).collect();
     events.chunks(limit).map(|part| (vec![Arc::new(part.to_vec())], part.len())).collect()
+}
+
+/// An error with its causes, without the credentials of any URL in it.
+fn error_text(error: &anyhow::Error) -> String {
+    redact_urls(&format!("{error:#}"))
 }
 
 #[cfg(test)]
@@ -358,6 +457,10 @@ mod tests {
         delivered: Arc<Mutex<Vec<String>>>,
         /// Events per write call.
         writes: Arc<Mutex<Vec<usize>>>,
+        /// While set, a write waits for it before doing anything (a destination that hangs).
+        hang: Arc<Mutex<Option<Arc<tokio::sync::Notify>>>>,
+        /// Writes begun.
+        calls: Arc<Mutex<usize>>,
     }
 
     fn start(sink: &Flaky, store: &Store, policy: SinkPolicy) -> (SinkHandle, JoinHandle<()>, Arc<SinkStatus>) {
@@ -369,6 +472,11 @@ mod tests {
     impl Sink for Flaky {
         fn write<'a>(&'a mut self, batches: &'a [Batch]) -> BoxFuture<'a, anyhow::Result<Written>> {
             Box::pin(async move {
+                *self.calls.lock().unwrap() += 1;
+                let hang = self.hang.lock().unwrap().clone();
+                if let Some(release) = hang {
+                    release.notified().await;
+                }
                 if *self.down.lock().unwrap() {
                     anyhow::bail!("destination down");
                 }
@@ -436,6 +544,40 @@ mod tests {
         assert_eq!(delivered.lock().unwrap().len(), 7);
         drop(handle);
         join.await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn batches_are_taken_into_the_outbox_while_an_outbox_delivery_hangs() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let sink = Flaky::default();
+        *sink.down.lock().unwrap() = true;
+        let (handle, join, status) = start(&sink, &store, SinkPolicy::default());
+        send(&handle, batch(0..3)).await.unwrap();
+
+        // The destination now takes forever to fail; the worker's next outbox delivery hangs.
+        let release = Arc::new(tokio::sync::Notify::new());
+        *sink.hang.lock().unwrap() = Some(release.clone());
+        for _ in 0..100 {
+            if *sink.calls.lock().unwrap() >= 2 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert_eq!(*sink.calls.lock().unwrap(), 2, "the outbox delivery began");
+        // New batches are acknowledged from the outbox meanwhile, not held up by it.
+        tokio::time::timeout(Duration::from_secs(2), send(&handle, batch(3..5))).await.expect("held up by a hanging write").unwrap();
+        assert_eq!((store.outbox_len("flaky").await.unwrap(), status.snapshot().pending), (5, 5));
+
+        // Back: everything arrives, in order.
+        *sink.hang.lock().unwrap() = None;
+        *sink.down.lock().unwrap() = false;
+        release.notify_one();
+        wait_for(&sink.delivered, 5).await;
+        assert_eq!(*sink.delivered.lock().unwrap(), ["0", "1", "2", "3", "4"]);
+        drop(handle);
+        join.await.unwrap();
+        assert_eq!(store.outbox_len("flaky").await.unwrap(), 0);
     }
 
     async fn wait_for(delivered: &Arc<Mutex<Vec<String>>>, n: usize) {

@@ -1,14 +1,17 @@
 //! The building blocks of every component's settings: config errors with their YAML paths,
-//! durations, secrets, TLS and path templates. A leaf: it imports nothing of the components,
-//! so any source, sink or the API can use it without reaching the whole config.
+//! durations, secrets (and the redaction of those inside URLs), TLS and path templates. A leaf:
+//! it imports nothing of the components, so any source, sink or the API can use it without
+//! reaching the whole config.
 
 pub mod duration;
 pub mod error;
+pub mod redact;
 pub mod secret;
 pub mod template;
 pub mod tls;
 
 pub use error::{ConfigError, parse_at};
+pub use redact::redact_urls;
 pub use secret::Secret;
 
 /// Checks a URL option: http or https.

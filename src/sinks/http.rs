@@ -1,8 +1,93 @@
-//! What the HTTP sinks share: `Retry-After`, default timeouts and concurrency, URL checks, and a
-//! bounded error text for logs and dead letters. The client itself is built by
+//! What the HTTP sinks share: `Retry-After`, default timeouts and concurrency, the URL taken
+//! apart from the credentials it may hold, request errors as text without them, and a bounded
+//! error text for logs and dead letters. The client itself is built by
 //! [`crate::settings::tls::http_client`].
 
 use std::time::Duration;
+
+use anyhow::anyhow;
+
+use crate::settings::{Secret, redact_urls};
+
+/// A sink's configured URL taken apart: the URL without its userinfo, which requests go to and
+/// messages may show, and the credentials the userinfo held (`https://user:password@host/`),
+/// which the sink sends as HTTP Basic.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Endpoint {
+    pub url: String,
+    pub basic: Option<(String, Option<Secret>)>,
+}
+
+impl Endpoint {
+    pub fn parse(url: &str) -> anyhow::Result<Endpoint> {
+        let mut parsed = reqwest::Url::parse(url).map_err(|e| anyhow!("not a URL: {e}"))?;
+        let (user, password) = (percent_decode(parsed.username()), parsed.password().map(percent_decode));
+        let basic = (!user.is_empty() || password.is_some()).then(|| (user, password.map(Secret::new)));
+        if basic.is_some() {
+            // Cannot fail: a URL with credentials has a host.
+            let _ = parsed.set_username("");
+            let _ = parsed.set_password(None);
+        }
+        Ok(Endpoint { url: parsed.to_string(), basic })
+    }
+
+    /// Whether `url` carries credentials (for the settings' checks).
+    pub fn has_credentials(url: &str) -> bool {
+        Endpoint::parse(url).is_ok_and(|e| e.basic.is_some())
+    }
+
+    /// The request with the URL's credentials as HTTP Basic, if it held any.
+    pub fn authorize(&self, request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        match &self.basic {
+            Some((user, password)) => request.basic_auth(user, password.as_ref().map(Secret::expose)),
+            None => request,
+        }
+    }
+}
+
+/// `%XX` escapes of a URL's userinfo back to bytes (invalid UTF-8 replaced).
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        match (bytes[i], bytes.get(i + 1).copied().and_then(hex), bytes.get(i + 2).copied().and_then(hex)) {
+            (b'%', Some(hi), Some(lo)) => {
+                out.push((hi * 16 + lo) as u8);
+                i += 3;
+            }
+            (b, _, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// A request error as text: the error and its causes (`Connection refused` is in a cause), any
+/// URL in it without credentials.
+pub fn error_text(error: &reqwest::Error) -> String {
+    let mut text = error.to_string();
+    let mut cause = std::error::Error::source(error);
+    while let Some(c) = cause {
+        let c_text = c.to_string();
+        if !text.contains(&c_text) {
+            text.push_str(": ");
+            text.push_str(&c_text);
+        }
+        cause = c.source();
+    }
+    redact_urls(&text)
+}
+
+/// Whether no connection could be made at all (refused, no route, name not resolved, connect
+/// timeout, TLS handshake): the destination is down or unreachable, and trying the other
+/// requests of the write, or this one again at once, would only delay the outbox.
+pub fn is_unreachable(error: &reqwest::Error) -> bool {
+    error.is_connect()
+}
 
 /// `Retry-After` in seconds or as an HTTP date.
 pub fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
@@ -36,6 +121,29 @@ pub fn excerpt(body: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn credentials_are_taken_out_of_the_url() {
+        let e = Endpoint::parse("https://elastic:p%40ss%3Aw0rd@es.example.org:9200/prefix").unwrap();
+        assert_eq!(e.url, "https://es.example.org:9200/prefix");
+        let (user, password) = e.basic.unwrap();
+        assert_eq!((user.as_str(), password.unwrap().expose()), ("elastic", "p@ss:w0rd"));
+        let e = Endpoint::parse("http://token@h").unwrap();
+        assert_eq!((e.url.as_str(), e.basic.map(|(u, p)| (u, p.is_none()))), ("http://h/", Some(("token".to_string(), true))));
+        assert_eq!(Endpoint::parse("http://h:8088").unwrap(), Endpoint { url: "http://h:8088/".into(), basic: None });
+        assert!(Endpoint::has_credentials("http://u:p@h/") && !Endpoint::has_credentials("http://h/"));
+        assert_eq!(percent_decode("%zz%4"), "%zz%4");
+    }
+
+    #[tokio::test]
+    async fn a_refused_connection_is_unreachable_and_its_text_names_the_cause_without_credentials() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let client = crate::settings::tls::http_client(&Default::default(), Duration::from_secs(5)).unwrap();
+        let err = client.get(format!("http://u:hunter2@127.0.0.1:{port}/x")).send().await.unwrap_err();
+        assert!(is_unreachable(&err));
+        let text = error_text(&err);
+        assert!(text.contains("refused") && !text.contains("hunter2"), "{text}");
+    }
 
     #[test]
     fn retry_after_reads_seconds_and_dates() {

@@ -107,12 +107,14 @@ pub struct SinkContext {
 }
 
 impl SinkContext {
-    /// Records an event the destination refused for good; it counts as handled.
+    /// Records an event the destination refused for good; it counts as handled. The reason is
+    /// kept without the credentials of any URL in it.
     pub async fn dead_letter(&self, event: &crate::event::Event, reason: &str, written: &mut Written) -> anyhow::Result<()> {
+        let reason = crate::settings::redact_urls(reason);
         tracing::warn!(sink = %self.name, event = %event.id, reason, "event refused; dead-lettered");
-        self.store.dead_letter(&self.name, event, reason).await?;
+        self.store.dead_letter(&self.name, event, &reason).await?;
         written.dead_lettered += 1;
-        written.dead_letter_reason = Some(reason.to_string());
+        written.dead_letter_reason = Some(reason);
         Ok(())
     }
 }
@@ -169,5 +171,22 @@ pub trait Sink: Send {
     /// no limit (a local write, all or nothing from the pipeline's point of view).
     fn events_in_flight(&self) -> Option<usize> {
         None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn dead_letter_reasons_keep_no_credentials_of_a_url() {
+        let dir = tempfile::tempdir().unwrap();
+        let ctx = SinkContext { name: "s".into(), store: Store::open(dir.path()).unwrap(), policy: SinkPolicy::default() };
+        let raw = serde_json::value::RawValue::from_string("{}".into()).unwrap();
+        let event = crate::event::Event::hashed("t".into(), "s".into(), "json".into(), chrono::Utc::now(), raw);
+        let mut written = Written::default();
+        ctx.dead_letter(&event, "400 from https://u:hunter2@siem/x", &mut written).await.unwrap();
+        assert_eq!(written.dead_letter_reason.as_deref(), Some("400 from https://***@siem/x"));
+        assert_eq!(ctx.store.dead_letters("s").await.unwrap()[0].1, "400 from https://***@siem/x");
     }
 }

@@ -1,12 +1,16 @@
 //! Health and statistics of each sink: what its worker observed (writes, dead letters, the
 //! active check), summarized as `healthy | degraded | failed | unknown`, kept in memory for the
-//! API and metrics, and saved to the store every few seconds for `sluice status`.
+//! API and metrics, and saved to the store every few seconds for `sluice status`. Error texts are
+//! kept with the credentials of any URL in them redacted, so none reaches the store, `sluice
+//! status` or the API.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, RwLock};
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
+
+use crate::settings::redact_urls;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -118,7 +122,7 @@ impl SinkStatus {
     pub fn write_failed(&self, events: u64, error: &str) {
         self.with(|i| {
             i.stored.failed += events;
-            i.stored.last_error = Some(error.to_string());
+            i.stored.last_error = Some(redact_urls(error));
             i.stored.last_error_at = Some(stamp(Utc::now()));
             i.last_write_failed = true;
             i.push_recent(false);
@@ -128,7 +132,7 @@ impl SinkStatus {
     pub fn dead_lettered(&self, events: u64, reason: &str) {
         self.with(|i| {
             i.stored.dead_lettered += events;
-            i.stored.last_error = Some(format!("dead-lettered: {reason}"));
+            i.stored.last_error = Some(format!("dead-lettered: {}", redact_urls(reason)));
             i.stored.last_error_at = Some(stamp(Utc::now()));
             i.push_recent(false);
         });
@@ -150,7 +154,7 @@ impl SinkStatus {
 
     pub fn checked(&self, result: Result<(), String>) {
         self.with(|i| {
-            i.check = Some(result);
+            i.check = Some(result.map_err(|e| redact_urls(&e)));
             i.dirty = true;
         });
     }
@@ -273,5 +277,17 @@ mod tests {
         assert!((snap.success_rate.unwrap() - 35.0 / 40.0).abs() < 1e-9);
         assert!(s.take_changes().is_some());
         assert!(s.take_changes().is_none());
+    }
+
+    #[test]
+    fn no_error_keeps_the_credentials_of_a_url() {
+        let s = SinkStatus::new(None, 0, 0);
+        s.write_failed(1, "POST http://u:hunter2@h/: refused");
+        assert_eq!(s.snapshot().last_error.as_deref(), Some("POST http://***@h/: refused"));
+        s.dead_lettered(1, "http://u:hunter2@h/ said 400");
+        s.checked(Err("GET https://u:hunter2@h/: refused".into()));
+        let snap = s.snapshot();
+        let text = format!("{snap:?} {:?}", s.take_changes());
+        assert!(!text.contains("hunter2") && text.contains("***@h"), "{text}");
     }
 }

@@ -12,11 +12,17 @@ pub struct Sluice {
 
 impl Sluice {
     pub fn start(config: &Path, log: &Path) -> Sluice {
+        Sluice::start_with(config, log, &[])
+    }
+
+    /// With more arguments to `sluice run` (`--log-level debug`).
+    pub fn start_with(config: &Path, log: &Path, args: &[&str]) -> Sluice {
         let log_file = std::fs::OpenOptions::new().create(true).append(true).open(log).unwrap();
         let child = Command::new(env!("CARGO_BIN_EXE_sluice"))
             .args(["run", "-c"])
             .arg(config)
             .args(["--log-format", "json"])
+            .args(args)
             .env_remove("RUST_LOG")
             .stdout(Stdio::null())
             .stderr(log_file)
@@ -79,4 +85,16 @@ pub fn wait_until(timeout: Duration, mut cond: impl FnMut() -> bool, msg: impl F
 
 pub fn count_lines(path: &Path) -> usize {
     std::fs::read(path).map(|b| b.iter().filter(|&&c| c == b'\n').count()).unwrap_or(0)
+}
+
+/// `sluice status --json`, keyed by sink name.
+pub fn status_json(cfg: &Path) -> serde_json::Value {
+    let out = Command::new(env!("CARGO_BIN_EXE_sluice")).args(["status", "--json", "-c"]).arg(cfg).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let mut map = serde_json::Map::new();
+    for line in String::from_utf8(out.stdout).unwrap().lines() {
+        let row: serde_json::Value = serde_json::from_str(line).unwrap();
+        map.insert(row["sink"].as_str().unwrap().to_string(), row);
+    }
+    serde_json::Value::Object(map)
 }

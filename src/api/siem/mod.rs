@@ -194,12 +194,14 @@ pub async fn test(State(state): State<AppState>, caller: Caller, Path(id): Path<
     caller.require_admin()?;
     let sink = find(&state, &caller, &id).await?;
     let config = connection(&sink)?.to_sink(&id).map_err(parse_errors)?;
-    let mut instance =
-        config.settings.start(&id, &state.view.store, &config.policy).map_err(|e| ApiError::bad_request(format!("{e:#}")))?;
+    let mut instance = config
+        .settings
+        .start(&id, &state.view.store, &config.policy)
+        .map_err(|e| ApiError::bad_request(crate::settings::redact_urls(&format!("{e:#}"))))?;
     let result = tokio::time::timeout(std::time::Duration::from_secs(15), instance.check()).await;
     let (success, message) = match result {
         Ok(Ok(())) => (true, "reachable; credentials accepted".to_string()),
-        Ok(Err(e)) => (false, format!("{e:#}")),
+        Ok(Err(e)) => (false, crate::settings::redact_urls(&format!("{e:#}"))),
         Err(_) => (false, "no answer within 15 s".to_string()),
     };
     Ok(Json(json!({"connection_id": id, "success": success, "message": message})))

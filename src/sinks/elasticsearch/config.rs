@@ -13,7 +13,8 @@ use std::time::Duration;
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EsConfig {
-    /// The cluster's URL, e.g. `https://es.example.com:9200`.
+    /// The cluster's URL, e.g. `https://es.example.com:9200`. Credentials in it
+    /// (`https://user:password@es.example.com:9200`) are sent as HTTP Basic.
     pub url: String,
     /// Index (or data stream) name; `%YYYY %MM %DD %hh` (date received), `%TENANCY`, `%TAG`
     /// (source name). Default: `sluice-%YYYY.%MM.%DD`.
@@ -88,6 +89,9 @@ impl SinkSettings for EsConfig {
         }
         if self.username.is_some() && self.api_key.is_some() {
             out.push(("api_key", "give either username/password or api_key, not both".into()));
+        }
+        if (self.username.is_some() || self.api_key.is_some()) && http::Endpoint::has_credentials(&self.url) {
+            out.push(("url", "holds credentials as well as username or api_key: give them in one place".into()));
         }
         if !self.format.is_json() {
             out.push(("format", "Elasticsearch documents must be JSON: use ecs, event, raw, idmefv2 …".into()));

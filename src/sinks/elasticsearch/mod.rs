@@ -10,7 +10,10 @@
 //! backoff, dead-lettered once `retry.max_attempts` is spent; any other 4xx (a mapping error)
 //! dead-lettered at once with ES's reason. A whole request answered 429/5xx, or lost to a
 //! timeout or reset, is retried, then the write fails and the events wait in the outbox; 413
-//! halves the request; 401/403 fail the sink until the credentials are fixed.
+//! halves the request; 401/403 fail the sink until the credentials are fixed. When no connection
+//! can be made at all (refused, unreachable, connect timeout, TLS handshake), the write fails at
+//! once, without retrying, and the events wait in the outbox. The first request of a write that
+//! fails ends the write: the others in flight are dropped.
 
 mod config;
 
@@ -35,6 +38,8 @@ pub struct EsSink {
     config: EsConfig,
     ctx: SinkContext,
     client: reqwest::Client,
+    /// `config.url` without credentials; those it held are sent as HTTP Basic.
+    endpoint: http::Endpoint,
     bulk_url: String,
     base_url: String,
     items: Arc<Items>,
@@ -63,13 +68,14 @@ struct Outcome {
 impl EsSink {
     pub fn new(config: EsConfig, ctx: SinkContext) -> anyhow::Result<Self> {
         let client = crate::settings::tls::http_client(&config.tls, config.timeout)?;
-        let base_url = config.url.trim_end_matches('/').to_string();
+        let endpoint = http::Endpoint::parse(&config.url)?;
+        let base_url = endpoint.url.trim_end_matches('/').to_string();
         let mut bulk_url = reqwest::Url::parse(&format!("{base_url}/_bulk")).context("bulk URL")?;
         if let Some(p) = &config.pipeline {
             bulk_url.query_pairs_mut().append_pair("pipeline", p);
         }
         let bulk_url = bulk_url.to_string();
-        Ok(EsSink { items: Arc::new(Items(config.clone())), config, ctx, client, bulk_url, base_url })
+        Ok(EsSink { items: Arc::new(Items(config.clone())), config, ctx, client, endpoint, bulk_url, base_url })
     }
 
     fn authorize(&self, request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
@@ -78,7 +84,7 @@ impl EsSink {
         } else if let Some(user) = &self.config.username {
             request.basic_auth(user, self.config.password.as_ref().map(Secret::expose))
         } else {
-            request
+            self.endpoint.authorize(request)
         }
     }
 
@@ -123,7 +129,9 @@ impl EsSink {
                         _ => bail!("POST {}: HTTP {status}: {}", self.bulk_url, http::excerpt(&text)),
                     }
                 }
-                Err(e) => (format!("{e:#}"), None),
+                // Elasticsearch is down or unreachable: the batch waits in the outbox, not here.
+                Err(e) if http::is_unreachable(&e) => bail!("POST {}: {}", self.bulk_url, http::error_text(&e)),
+                Err(e) => (http::error_text(&e), None),
             };
             if attempt >= self.ctx.policy.retry.max_attempts {
                 bail!("POST {}: {error} (after {attempt} attempts)", self.bulk_url);
@@ -201,12 +209,11 @@ impl EsSink {
                 tokio::time::sleep(self.ctx.policy.retry.backoff(round, None)).await;
             }
             round += 1;
-            let outcomes: Vec<anyhow::Result<Outcome>> = futures::stream::iter(todo.drain(..))
+            let mut outcomes = futures::stream::iter(std::mem::take(&mut todo))
                 .map(|items| self.send(items))
-                .buffer_unordered(self.config.concurrency.get())
-                .collect()
-                .await;
-            for outcome in outcomes {
+                .buffer_unordered(self.config.concurrency.get());
+            // The first request that fails ends the write (dropping the others in flight).
+            while let Some(outcome) = outcomes.next().await {
                 let outcome = outcome?;
                 for (i, reason) in outcome.dead {
                     self.ctx.dead_letter(events[i], &format!("Elasticsearch refused the document: {reason}"), &mut written).await?;
@@ -270,8 +277,11 @@ impl Sink for EsSink {
     /// `GET /` (cluster info): reachability and credentials; writes nothing.
     fn check(&mut self) -> BoxFuture<'_, anyhow::Result<()>> {
         Box::pin(async move {
-            let response =
-                self.authorize(self.client.get(&self.base_url)).send().await.with_context(|| format!("GET {}", self.base_url))?;
+            let response = self
+                .authorize(self.client.get(&self.base_url))
+                .send()
+                .await
+                .map_err(|e| anyhow!("GET {}: {}", self.base_url, http::error_text(&e)))?;
             let status = response.status();
             if status.is_success() {
                 return Ok(());

@@ -11,7 +11,8 @@ use std::time::Duration;
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct IdmefHttpConfig {
-    /// Where to POST, e.g. `http://concerto:4690/` or `https://siem/api_idmefv2/`.
+    /// Where to POST, e.g. `http://concerto:4690/` or `https://siem/api_idmefv2/`. Credentials in
+    /// it (`https://user:password@siem/`) are sent as HTTP Basic, like `username`/`password`.
     pub url: String,
     #[serde(default)]
     pub username: Option<String>,
@@ -59,6 +60,9 @@ impl SinkSettings for IdmefHttpConfig {
         }
         if self.password.is_some() && self.username.is_none() {
             out.push(("username", "required with password".to_string()));
+        }
+        if self.username.is_some() && crate::sinks::http::Endpoint::has_credentials(&self.url) {
+            out.push(("url", "holds credentials as well as username: give them in one place".to_string()));
         }
         if self.version != idmefv2::VERSION && self.version != idmefv2::VERSION_V04 {
             out.push(("version", format!("`{}` is not supported; use {} or {}", self.version, idmefv2::VERSION, idmefv2::VERSION_V04)));

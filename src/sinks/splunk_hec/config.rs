@@ -83,6 +83,8 @@ impl SinkSettings for HecConfig {
         let mut out = Vec::new();
         if let Some(p) = crate::settings::url_problem(&self.url) {
             out.push(("url", p));
+        } else if http::Endpoint::has_credentials(&self.url) {
+            out.push(("url", "must not hold credentials: HEC authenticates with `token`".into()));
         }
         if self.token.expose().trim().is_empty() {
             out.push(("token", "must not be empty".into()));

@@ -12,9 +12,14 @@
 //!   is then dead-lettered.
 //! - 500, 503 (codes 8, 9, 18–20), 429, timeouts, resets: retried with backoff
 //!   (`retry.max_attempts`), then the write fails and the events wait in the outbox.
+//! - no connection at all (refused, unreachable, connect timeout, TLS handshake): HEC is down;
+//!   the write fails at once, without retrying, and the events wait in the outbox.
 //! - 401/403 (codes 1–4), code 7 (index not allowed for the token), 10/11/14 (channel or
 //!   acknowledgement settings): configuration problems. The write fails with HEC's text, the
 //!   sink turns `failed`, and the events wait in the outbox until the configuration is fixed.
+//!
+//! The first request of a write that fails ends the write: the others in flight are dropped,
+//! and the outbox retries the whole batch with backoff.
 //!
 //! With `acknowledgements.enabled`, requests carry a channel and count as delivered only when
 //! `/services/collector/ack` reports their `ackId` true; requests not acknowledged within
@@ -26,7 +31,7 @@ use std::collections::HashMap;
 use std::io::Write;
 use std::sync::Arc;
 
-use anyhow::{Context, anyhow, bail};
+use anyhow::{anyhow, bail};
 use futures::StreamExt;
 use futures::future::BoxFuture;
 use serde_json::Value;
@@ -43,6 +48,7 @@ pub struct HecSink {
     config: HecConfig,
     ctx: SinkContext,
     client: reqwest::Client,
+    /// These three are built from the URL without its credentials, so messages may show them.
     event_url: String,
     ack_url: String,
     health_url: String,
@@ -75,7 +81,8 @@ enum Outcome {
 impl HecSink {
     pub fn new(config: HecConfig, ctx: SinkContext) -> anyhow::Result<Self> {
         let client = crate::settings::tls::http_client(&config.tls, config.timeout)?;
-        let base = config.url.trim_end_matches('/');
+        let endpoint = http::Endpoint::parse(&config.url)?;
+        let base = endpoint.url.trim_end_matches('/');
         Ok(HecSink {
             event_url: format!("{base}/services/collector/event"),
             ack_url: format!("{base}/services/collector/ack"),
@@ -201,7 +208,9 @@ impl HecSink {
                         _ => (what, retry_after),
                     }
                 }
-                Err(e) => (format!("{e:#}"), None),
+                // HEC is down or unreachable: the batch waits in the outbox, not here.
+                Err(e) if http::is_unreachable(&e) => bail!("POST {}: {}", self.event_url, http::error_text(&e)),
+                Err(e) => (http::error_text(&e), None),
             };
             if attempt >= self.ctx.policy.retry.max_attempts {
                 bail!("POST {}: {error} (after {attempt} attempts)", self.event_url);
@@ -238,8 +247,9 @@ impl HecSink {
                     tracing::debug!(sink = %self.ctx.name, %status, "HEC acknowledgement query failed; polling again");
                     continue;
                 }
+                Err(e) if http::is_unreachable(&e) => bail!("POST {}: {}", self.ack_url, http::error_text(&e)),
                 Err(e) => {
-                    tracing::debug!(sink = %self.ctx.name, error = %e, "HEC acknowledgement query failed; polling again");
+                    tracing::debug!(sink = %self.ctx.name, error = %http::error_text(&e), "HEC acknowledgement query failed; polling again");
                     continue;
                 }
             };
@@ -271,10 +281,11 @@ impl HecSink {
         let mut todo: Vec<Request> = self.ctx.policy.batch.split(encoded).into_iter().map(|items| Request { items, unacked: 0 }).collect();
         let mut written = Written::default();
         while !todo.is_empty() {
-            let outcomes: Vec<anyhow::Result<Outcome>> =
-                futures::stream::iter(todo.drain(..)).map(|r| self.send(r)).buffer_unordered(self.config.concurrency.get()).collect().await;
+            let mut outcomes =
+                futures::stream::iter(std::mem::take(&mut todo)).map(|r| self.send(r)).buffer_unordered(self.config.concurrency.get());
             let mut waiting = HashMap::new();
-            for outcome in outcomes {
+            // The first request that fails ends the write (dropping the others in flight).
+            while let Some(outcome) = outcomes.next().await {
                 match outcome? {
                     Outcome::Indexed(request, Some(ack)) if self.config.acknowledgements.enabled => {
                         waiting.insert(ack, request);
@@ -347,7 +358,7 @@ impl Sink for HecSink {
                 .header("Authorization", format!("Splunk {}", self.config.token.expose()))
                 .send()
                 .await
-                .with_context(|| format!("GET {}", self.health_url))?;
+                .map_err(|e| anyhow!("GET {}: {}", self.health_url, http::error_text(&e)))?;
             let status = response.status();
             let text = response.text().await.unwrap_or_default();
             if status.is_success() { Ok(()) } else { Err(anyhow!("HEC health: HTTP {status}: {}", http::excerpt(&text))) }

@@ -8,7 +8,10 @@
 //!
 //! Syslog has no application-level acknowledgement: a batch counts as delivered once the
 //! kernel took all of it (TCP/TLS: written and flushed on a connection that is still up). A
-//! connection that breaks is re-opened and the whole batch is written again.
+//! connection that breaks is re-opened and the whole batch is written again (up to
+//! `retry.max_attempts`). A receiver that takes no connection at all (refused, unreachable,
+//! timed out, TLS handshake failed; over UDP, a datagram answered "port unreachable") is down:
+//! the write fails at once and the batch waits in the outbox.
 
 mod config;
 
@@ -16,7 +19,7 @@ pub mod message;
 
 use std::sync::Arc;
 
-use anyhow::{Context, anyhow, bail};
+use anyhow::{Context, anyhow};
 use futures::future::BoxFuture;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket};
@@ -31,6 +34,14 @@ use crate::sinks::{Sink, SinkContext, Written};
 use message::{Header, SdElement};
 
 type Stream = Box<dyn AsyncWrite + Send + Sync + Unpin>;
+
+/// Why a write did not go through.
+enum Failure {
+    /// No connection could be made: retrying at once is no use.
+    Unreachable(anyhow::Error),
+    /// The connection broke while writing: a new one may do.
+    Broken(anyhow::Error),
+}
 
 pub struct SyslogSink {
     config: SyslogConfig,
@@ -69,9 +80,9 @@ impl SyslogSink {
     }
 
     /// Writes framed messages on the stream, opening it first when needed.
-    async fn send_stream(&mut self, bytes: &[u8]) -> anyhow::Result<()> {
+    async fn send_stream(&mut self, bytes: &[u8]) -> Result<(), Failure> {
         if self.stream.is_none() {
-            self.stream = Some(self.connect().await?);
+            self.stream = Some(self.connect().await.map_err(Failure::Unreachable)?);
         }
         let stream = self.stream.as_mut().expect("connected");
         let write = async {
@@ -82,32 +93,37 @@ impl SyslogSink {
             Ok(Ok(())) => Ok(()),
             Ok(Err(e)) => {
                 self.stream = None;
-                Err(anyhow!(e).context(format!("writing to {}", self.config.address)))
+                Err(Failure::Broken(anyhow!(e).context(format!("writing to {}", self.config.address))))
             }
             Err(_) => {
                 self.stream = None;
-                bail!("writing to {}: timed out", self.config.address)
+                Err(Failure::Broken(anyhow!("writing to {}: timed out", self.config.address)))
             }
         }
     }
 
-    async fn send_udp(&mut self, messages: &[Vec<u8>]) -> anyhow::Result<()> {
+    async fn send_udp(&mut self, messages: &[Vec<u8>]) -> Result<(), Failure> {
         if self.udp.is_none() {
-            let target = tokio::net::lookup_host(&self.config.address)
-                .await
-                .with_context(|| format!("resolving {}", self.config.address))?
-                .next()
-                .ok_or_else(|| anyhow!("{} resolves to no address", self.config.address))?;
-            let bind = if target.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" };
-            let socket = UdpSocket::bind(bind).await?;
-            socket.connect(target).await?;
-            self.udp = Some(socket);
+            let socket = async {
+                let target = tokio::net::lookup_host(&self.config.address)
+                    .await
+                    .with_context(|| format!("resolving {}", self.config.address))?
+                    .next()
+                    .ok_or_else(|| anyhow!("{} resolves to no address", self.config.address))?;
+                let bind = if target.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" };
+                let socket = UdpSocket::bind(bind).await?;
+                socket.connect(target).await?;
+                anyhow::Ok(socket)
+            };
+            self.udp = Some(socket.await.map_err(Failure::Unreachable)?);
         }
         let socket = self.udp.as_ref().expect("bound");
         for m in messages {
             if let Err(e) = socket.send(m).await {
                 self.udp = None;
-                return Err(anyhow!(e).context(format!("sending to {}", self.config.address)));
+                let refused = e.kind() == std::io::ErrorKind::ConnectionRefused;
+                let e = anyhow!(e).context(format!("sending to {}", self.config.address));
+                return Err(if refused { Failure::Unreachable(e) } else { Failure::Broken(e) });
             }
         }
         Ok(())
@@ -134,8 +150,9 @@ impl SyslogSink {
             let result = if udp { self.send_udp(&datagrams).await } else { self.send_stream(&stream).await };
             match result {
                 Ok(()) => return Ok(written),
-                Err(e) if attempt >= self.ctx.policy.retry.max_attempts => return Err(e),
-                Err(e) => self.pause(attempt, &e).await,
+                Err(Failure::Unreachable(e)) => return Err(e),
+                Err(Failure::Broken(e)) if attempt >= self.ctx.policy.retry.max_attempts => return Err(e),
+                Err(Failure::Broken(e)) => self.pause(attempt, &e).await,
             }
         }
     }
