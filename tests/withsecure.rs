@@ -362,6 +362,13 @@ fn duplicates(path: &Path) -> usize {
     ids_in(path).values().map(|c| c - 1).sum()
 }
 
+/// The live positions in the store, by key.
+fn live_positions(state_dir: &Path) -> Vec<(String, String)> {
+    let db = rusqlite::Connection::open(state_dir.join("sluice.db")).unwrap();
+    let mut stmt = db.prepare("SELECT key, value FROM checkpoints ORDER BY key").unwrap();
+    stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).unwrap().collect::<Result<_, _>>().unwrap()
+}
+
 fn stamp(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
 }
@@ -421,4 +428,54 @@ async fn fixed_start_applies_once_a_restart_resumes_and_a_new_start_date_starts_
     assert!(all.iter().all(|id| counts[id] == 2), "the rest: once per window");
     let changed = log.lines().find(|l| l.contains("start setting changed")).unwrap_or_else(|| panic!("no log of the change:\n{log}"));
     assert!(changed.contains(&stamp(first_date)) && changed.contains(&stamp(second_date)), "{changed}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn backfill_recollects_a_window_into_the_sinks_without_moving_the_live_position() {
+    let s = Setup::new(Options::default()).await;
+    let org = s.tenant("acme");
+    let base = DateTime::from_timestamp_millis(past(60).timestamp_millis()).unwrap();
+    // Two events per millisecond: 3,000 events over 1.5 s.
+    let ids = s.emulator.generate(&org, 3_000, base, 2);
+    let config = s.config(&["acme"], &fixed_from(past(61)));
+    let sluice = s.start(&config);
+    s.wait_for("acme", &ids, 60).await;
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let state = s.dir.path().join("state");
+    let before = live_positions(&state);
+    assert!(!before.is_empty());
+
+    // While the daemon runs: the first second again, 2,000 events.
+    let backfill = std::process::Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .args(["backfill", "-c"])
+        .arg(&config)
+        .args(["--tenant", "acme", "--source", "ws", "--from", &stamp(base), "--to", &stamp(base + chrono::Duration::seconds(1))])
+        .env_remove("RUST_LOG")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&backfill.stderr);
+    eprintln!("sluice backfill said:\n{stderr}");
+    assert!(backfill.status.success(), "backfill failed: {stderr}");
+    assert!(stderr.contains("pages") && stderr.contains("2000 events"), "no progress on stderr: {stderr}");
+    assert_eq!(live_positions(&state), before, "the backfill moved the live position");
+
+    // The daemon's next cycles do not repeat the window; new events arrive once.
+    let more = s.emulator.generate(&org, 50, Utc::now(), 1);
+    s.wait_for("acme", &more, 60).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(sluice.terminate(), 0);
+    let counts = ids_in(&s.output("acme"));
+    assert!(ids[..2000].iter().all(|id| counts[id] == 2), "the window: once live, once backfilled");
+    assert!(ids[2000..].iter().chain(&more).all(|id| counts[id] == 1), "outside the window: once");
+    assert_eq!(counts.len(), ids.len() + more.len());
+
+    // Asking for a tenant or source that cannot be backfilled is an error that says why.
+    let wrong = std::process::Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .args(["backfill", "-c"])
+        .arg(&config)
+        .args(["--tenant", "nobody", "--from", "2025-01-01"])
+        .output()
+        .unwrap();
+    assert_eq!(wrong.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&wrong.stderr).contains("nobody"));
 }

@@ -7,8 +7,11 @@
 //!
 //! `start_mode` and `start_date` apply once per organization: the checkpoint records the setting
 //! it began with, a restart resumes it, and only a changed setting starts a new position.
+//! Re-collecting a window on purpose is `sluice backfill` ([`backfill`]), which reuses this
+//! collection on a temporary position and leaves the checkpoint alone.
 
 mod api;
+pub mod backfill;
 pub mod checkpoint;
 pub mod config;
 
@@ -16,7 +19,7 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use anyhow::Context;
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use rand::Rng;
 use reqwest::Method;
 use serde::Deserialize;
@@ -102,7 +105,7 @@ async fn collect_cycle(
     for org in organizations(config, api).await? {
         let mut cp = start_position(config, ctx, &org, reported.insert(org.clone())).await?;
         // One organization's failure does not keep the others from being collected.
-        match collect_organization(config, ctx, api, &org, &mut cp).await {
+        match collect_organization(config, ctx, api, &org, &mut cp, Target::Live).await {
             Ok(n) => total += n,
             Err(e) if ctx.cancel.is_cancelled() => return Err(e),
             Err(e) => failures.push(format!("organization {org}: {e:#}")),
@@ -206,12 +209,22 @@ fn import_legacy_state(config: &WithSecureConfig, ctx: &SourceContext) -> anyhow
     Ok(Some(Checkpoint { exclusive: true, ..Checkpoint::starting_at(ts) }))
 }
 
+/// Where one collection of an organization keeps its position.
+enum Target<'a> {
+    /// The source's own position, saved in the store once each page is durable.
+    Live,
+    /// A backfill's temporary position, held in memory only: the live position does not move.
+    /// Stops before the first event persisted at or after `end`.
+    Window { end: DateTime<Utc>, progress: &'a backfill::Progress },
+}
+
 async fn collect_organization(
     config: &WithSecureConfig,
     ctx: &SourceContext,
     api: &mut Api,
     org: &str,
     cp: &mut Checkpoint,
+    target: Target<'_>,
 ) -> anyhow::Result<usize> {
     let key = checkpoint_key(org);
     let start = cp.clone();
@@ -225,9 +238,17 @@ async fn collect_organization(
         let mut events = Vec::with_capacity(page.items.len());
         let mut moved = cp.clone();
         let empty = page.items.is_empty();
+        let mut past_end = false;
         for item in page.items {
             let keys: ItemKeys = serde_json::from_str(item.get()).context("security-events: an item is not an object")?;
             let ts = keys.persistence_timestamp.as_deref().and_then(parse_timestamp);
+            if let (Target::Window { end, .. }, Some(t)) = (&target, ts)
+                && t >= *end
+            {
+                // Items come in ascending order: the rest of the stream is past the window too.
+                past_end = true;
+                break;
+            }
             let id = match keys.id {
                 Some(id) => id.into_owned(),
                 None => content_id(item.get().as_bytes()),
@@ -257,12 +278,17 @@ async fn collect_organization(
             ctx.emitter.emit(events).await?.await?;
         }
         if moved != *cp {
-            save(ctx, &key, &moved).await?;
+            if let Target::Live = target {
+                save(ctx, &key, &moved).await?;
+            }
             *cp = moved;
         }
         delivered += count;
+        if let Target::Window { progress, .. } = &target {
+            progress.page(org, count, cp);
+        }
         match page.next_anchor {
-            Some(next) if !next.is_empty() && !empty => anchor = Some(next),
+            Some(next) if !next.is_empty() && !empty && !past_end => anchor = Some(next),
             _ => return Ok(delivered),
         }
     }
@@ -335,8 +361,6 @@ async fn sleep_or_cancel(ctx: &SourceContext, d: Duration) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use chrono::DateTime;
-
     use super::*;
     use crate::pipeline::Emitter;
     use crate::store::Store;
