@@ -356,3 +356,126 @@ async fn seed_000_config_and_state_file_migrate() {
     }
     assert!(d.join("state/sluice.db").exists());
 }
+
+/// Duplicated ids in the output: every delivery of an id after its first.
+fn duplicates(path: &Path) -> usize {
+    ids_in(path).values().map(|c| c - 1).sum()
+}
+
+/// The live positions in the store, by key.
+fn live_positions(state_dir: &Path) -> Vec<(String, String)> {
+    let db = rusqlite::Connection::open(state_dir.join("sluice.db")).unwrap();
+    let mut stmt = db.prepare("SELECT key, value FROM checkpoints ORDER BY key").unwrap();
+    stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).unwrap().collect::<Result<_, _>>().unwrap()
+}
+
+fn stamp(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn fixed_start_applies_once_a_restart_resumes_and_a_new_start_date_starts_over() {
+    let s = Setup::new(Options::default()).await;
+    let org = s.tenant("acme");
+    let older = s.emulator.generate(&org, 500, past(180), 1);
+    let ids = s.emulator.generate(&org, 3_000, past(60), 2);
+    let first_date = past(90);
+    let config = s.config(&["acme"], &fixed_from(first_date));
+    let sluice = s.start(&config);
+    s.wait_for("acme", &ids, 60).await;
+    assert_eq!(sluice.terminate(), 0);
+    assert_exactly_once(&s.output("acme"), &ids);
+
+    // A restart (an upgrade, a reboot) with the same config resumes: the backfill is not repeated.
+    let sluice = s.start(&config);
+    let more = s.emulator.generate(&org, 100, Utc::now(), 1);
+    s.wait_for("acme", &more, 60).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await; // another cycle
+    assert_eq!(sluice.terminate(), 0);
+    let dup = duplicates(&s.output("acme"));
+    eprintln!("duplicates after a restart with start_mode fixed: {dup} of {} events", ids.len());
+    assert_eq!(dup, 0, "a restart collected the start_date window again");
+    let mut all = ids.clone();
+    all.extend(more.iter().cloned());
+    assert_exactly_once(&s.output("acme"), &all);
+
+    // A new start_date, picked up by a reload while running, starts the new window.
+    let sluice = s.start(&config);
+    sluice.wait_log("withsecure cycle done");
+    let second_date = past(200);
+    std::fs::write(&config, std::fs::read_to_string(&config).unwrap().replace(&first_date.to_rfc3339(), &second_date.to_rfc3339()))
+        .unwrap();
+    s.wait_for("acme", &older, 60).await;
+    let out = s.output("acme");
+    let want = all.clone();
+    tokio::task::spawn_blocking(move || {
+        wait_until(
+            Duration::from_secs(60),
+            || {
+                let got = ids_in(&out);
+                want.iter().all(|id| got.get(id) == Some(&2))
+            },
+            || "the new window is incomplete".into(),
+        )
+    })
+    .await
+    .unwrap();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let log = sluice.log_text();
+    assert_eq!(sluice.terminate(), 0);
+    let counts = ids_in(&s.output("acme"));
+    assert!(older.iter().all(|id| counts[id] == 1), "events before the first start_date: once, from the new window");
+    assert!(all.iter().all(|id| counts[id] == 2), "the rest: once per window");
+    let changed = log.lines().find(|l| l.contains("start setting changed")).unwrap_or_else(|| panic!("no log of the change:\n{log}"));
+    assert!(changed.contains(&stamp(first_date)) && changed.contains(&stamp(second_date)), "{changed}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn backfill_recollects_a_window_into_the_sinks_without_moving_the_live_position() {
+    let s = Setup::new(Options::default()).await;
+    let org = s.tenant("acme");
+    let base = DateTime::from_timestamp_millis(past(60).timestamp_millis()).unwrap();
+    // Two events per millisecond: 3,000 events over 1.5 s.
+    let ids = s.emulator.generate(&org, 3_000, base, 2);
+    let config = s.config(&["acme"], &fixed_from(past(61)));
+    let sluice = s.start(&config);
+    s.wait_for("acme", &ids, 60).await;
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let state = s.dir.path().join("state");
+    let before = live_positions(&state);
+    assert!(!before.is_empty());
+
+    // While the daemon runs: the first second again, 2,000 events.
+    let backfill = std::process::Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .args(["backfill", "-c"])
+        .arg(&config)
+        .args(["--tenant", "acme", "--source", "ws", "--from", &stamp(base), "--to", &stamp(base + chrono::Duration::seconds(1))])
+        .env_remove("RUST_LOG")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&backfill.stderr);
+    eprintln!("sluice backfill said:\n{stderr}");
+    assert!(backfill.status.success(), "backfill failed: {stderr}");
+    assert!(stderr.contains("pages") && stderr.contains("2000 events"), "no progress on stderr: {stderr}");
+    assert_eq!(live_positions(&state), before, "the backfill moved the live position");
+
+    // The daemon's next cycles do not repeat the window; new events arrive once.
+    let more = s.emulator.generate(&org, 50, Utc::now(), 1);
+    s.wait_for("acme", &more, 60).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(sluice.terminate(), 0);
+    let counts = ids_in(&s.output("acme"));
+    assert!(ids[..2000].iter().all(|id| counts[id] == 2), "the window: once live, once backfilled");
+    assert!(ids[2000..].iter().chain(&more).all(|id| counts[id] == 1), "outside the window: once");
+    assert_eq!(counts.len(), ids.len() + more.len());
+
+    // Asking for a tenant or source that cannot be backfilled is an error that says why.
+    let wrong = std::process::Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .args(["backfill", "-c"])
+        .arg(&config)
+        .args(["--tenant", "nobody", "--from", "2025-01-01"])
+        .output()
+        .unwrap();
+    assert_eq!(wrong.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&wrong.stderr).contains("nobody"));
+}

@@ -1,6 +1,7 @@
 //! The `sluice` command line: one module per command; this one parses the arguments and runs the
 //! command on one tokio runtime.
 
+mod backfill;
 mod check;
 mod convert;
 mod demo;
@@ -70,6 +71,23 @@ pub enum Command {
         /// Events per organization to start with.
         #[arg(long, default_value_t = 1000)]
         events: usize,
+    },
+    /// Collect a window of a tenant's WithSecure events again, into its sinks, without moving the
+    /// live position (the daemon may keep running). Progress on stderr; exit 0 when done.
+    Backfill {
+        #[arg(short, long, default_value = "sluice.yml")]
+        config: PathBuf,
+        #[arg(long)]
+        tenant: String,
+        /// One source of the tenant; by default every `withsecure` source it has.
+        #[arg(long)]
+        source: Option<String>,
+        /// Events persisted at or after this time: RFC 3339, or a date (midnight UTC).
+        #[arg(long, value_parser = backfill::parse_time)]
+        from: chrono::DateTime<chrono::Utc>,
+        /// Events persisted before this time; default: now.
+        #[arg(long, value_parser = backfill::parse_time)]
+        to: Option<chrono::DateTime<chrono::Utc>>,
     },
     /// Show each sink's health and statistics, as the running daemon last saved them.
     Status {
@@ -156,6 +174,10 @@ pub fn main() -> ExitCode {
         Command::Status { config, json } => runtime().block_on(status::status(&config, json)),
         Command::Token { action } => runtime().block_on(token::token(action)),
         Command::Store { action } => store::store(action),
+        Command::Backfill { config, tenant, source, from, to } => {
+            telemetry::init_logging(cli.log_format, cli.log_level.as_deref().or(Some("warn")), None);
+            runtime().block_on(backfill::backfill(backfill::Request { config, tenant, source, from, to }))
+        }
         Command::Testserver { listen } => runtime().block_on(testserver::testserver(listen)),
         Command::Demo { dir, events } => {
             telemetry::init_logging(cli.log_format, cli.log_level.as_deref().or(Some("warn")), None);

@@ -51,8 +51,6 @@ pub struct Runtime {
     usage: Arc<UsageMeter>,
     usage_flush: JoinHandle<()>,
     tenants: HashMap<String, TenantTask>,
-    /// (tenant, source) pairs that have run in this process; see [`SourceContext::first_run_in_process`].
-    started_sources: HashSet<(String, String)>,
 }
 
 struct TenantTask {
@@ -101,7 +99,6 @@ impl Runtime {
             usage,
             usage_flush,
             tenants: HashMap::new(),
-            started_sources: HashSet::new(),
         };
         runtime.apply(config).await?;
         Ok(runtime)
@@ -213,14 +210,12 @@ impl Runtime {
         let emitter = Emitter::new(self.sinks.clone(), tenant.sinks.clone(), self.usage.clone());
         let mut joins = Vec::new();
         for source in &tenant.sources {
-            let first_run = self.started_sources.insert((tenant.name.clone(), source.name.clone()));
             let ctx = SourceContext {
                 tenant: tenant.name.as_str().into(),
                 source: source.name.as_str().into(),
                 store: self.store.clone(),
                 emitter: emitter.clone(),
                 cancel: cancel.child_token(),
-                first_run_in_process: first_run,
             };
             joins.push(tokio::spawn(supervise(source.settings.clone(), ctx)));
             tracing::info!(tenant = %tenant.name, source = %source.name, "source started");
@@ -255,7 +250,7 @@ async fn stop_tenant(task: TenantTask) {
 }
 
 /// Runs a source, restarting it with backoff when it fails, until it is cancelled.
-async fn supervise(settings: std::sync::Arc<dyn crate::sources::SourceSettings>, mut ctx: SourceContext) {
+async fn supervise(settings: std::sync::Arc<dyn crate::sources::SourceSettings>, ctx: SourceContext) {
     let mut delay = MIN_RESTART;
     loop {
         let result = settings.run(ctx.clone()).await;
@@ -270,7 +265,6 @@ async fn supervise(settings: std::sync::Arc<dyn crate::sources::SourceSettings>,
                 tracing::error!(tenant = %ctx.tenant, source = %ctx.source, error = %format!("{e:#}"), retry_in = ?delay, "source failed");
             }
         }
-        ctx.first_run_in_process = false;
         tokio::select! {
             _ = ctx.cancel.cancelled() => return,
             _ = tokio::time::sleep(delay) => {}

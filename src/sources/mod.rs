@@ -91,7 +91,4 @@ pub struct SourceContext {
     pub store: Store,
     pub emitter: Emitter,
     pub cancel: CancellationToken,
-    /// True the first time this source runs in this process (at start, or when a reload added
-    /// it). Start modes such as `start_mode: now` apply only then.
-    pub first_run_in_process: bool,
 }

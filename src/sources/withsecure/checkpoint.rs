@@ -5,11 +5,18 @@
 //! instant after the previous poll; resuming at it would repeat the ones already delivered. So
 //! the checkpoint keeps the timestamp *and* the ids already delivered at it, queries inclusively,
 //! and drops those ids from the first page.
+//!
+//! A position also records the start setting it began with (`start_mode`, and `start_date` for
+//! `fixed`), so that a start setting is applied once: a restart with the same setting resumes,
+//! a changed setting starts a new position.
 
 use std::collections::BTreeSet;
+use std::fmt;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
+
+use super::config::{StartMode, WithSecureConfig};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Checkpoint {
@@ -21,11 +28,46 @@ pub struct Checkpoint {
     /// imported from the original collector): query with `exclusiveStart=true`.
     #[serde(default)]
     pub exclusive: bool,
+    /// The start setting this position began with. None: saved by an earlier sluice, which did
+    /// not record it (or a backfill's position, which is never saved).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start: Option<StartSetting>,
+}
+
+/// What decides where a new position starts: `start_mode`, with `start_date` for `fixed` (for the
+/// other modes the date means nothing, so changing it changes nothing).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StartSetting {
+    pub mode: StartMode,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub date: Option<DateTime<Utc>>,
+}
+
+impl StartSetting {
+    pub fn of(config: &WithSecureConfig) -> Self {
+        let date = if config.start_mode == StartMode::Fixed { config.start_date } else { None };
+        StartSetting { mode: config.start_mode, date }
+    }
+}
+
+impl fmt::Display for StartSetting {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mode = match self.mode {
+            StartMode::State => "state",
+            StartMode::Now => "now",
+            StartMode::Fixed => "fixed",
+        };
+        write!(f, "start_mode: {mode}")?;
+        if let Some(date) = self.date {
+            write!(f, ", start_date: {}", date.to_rfc3339_opts(SecondsFormat::AutoSi, true))?;
+        }
+        Ok(())
+    }
 }
 
 impl Checkpoint {
     pub fn starting_at(timestamp: DateTime<Utc>) -> Self {
-        Checkpoint { timestamp, ids_at_timestamp: BTreeSet::new(), exclusive: false }
+        Checkpoint { timestamp, ids_at_timestamp: BTreeSet::new(), exclusive: false, start: None }
     }
 
     /// The value of `persistenceTimestampStart`.
@@ -92,6 +134,21 @@ mod tests {
         cp.advance(t("2024-01-01T00:00:03Z"), "y");
         assert!(!cp.exclusive);
         assert!(cp.already_delivered(t("2024-01-01T00:00:03Z"), "y"));
+    }
+
+    #[test]
+    fn the_start_setting_is_kept_with_the_position_and_read_back_without_it() {
+        let fixed = StartSetting { mode: StartMode::Fixed, date: t("2025-01-01T00:00:00Z") };
+        let mut cp = Checkpoint { start: Some(fixed.clone()), ..Checkpoint::starting_at(t("2025-01-01T00:00:00Z").unwrap()) };
+        cp.advance(t("2025-01-02T00:00:00Z"), "a");
+        let text = serde_json::to_string(&cp).unwrap();
+        assert!(text.contains(r#""start":{"mode":"fixed","date":"2025-01-01T00:00:00Z"}"#), "{text}");
+        assert_eq!(serde_json::from_str::<Checkpoint>(&text).unwrap(), cp);
+        assert_eq!(fixed.to_string(), "start_mode: fixed, start_date: 2025-01-01T00:00:00Z");
+        // As an earlier sluice saved it: no start setting.
+        let old: Checkpoint = serde_json::from_str(r#"{"timestamp":"2025-01-01T00:00:00Z","ids_at_timestamp":["a"]}"#).unwrap();
+        assert_eq!(old.start, None);
+        assert!(!serde_json::to_string(&Checkpoint::starting_at(old.timestamp)).unwrap().contains("start"));
     }
 
     proptest::proptest! {

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Deserializer, de};
+use serde::{Deserialize, Deserializer, Serialize, de};
 
 use crate::settings::{Secret, duration};
 
@@ -50,15 +50,18 @@ pub struct WithSecureConfig {
     pub legacy_state_file: Option<PathBuf>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+/// Where a position starts. `now` and `fixed` apply once per organization and setting: the
+/// position records the setting it began with, so a restart resumes and a changed setting starts
+/// over (see `start_position` in the source).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum StartMode {
     /// Resume from the saved position; without one, start now.
     #[default]
     State,
-    /// Ignore the saved position at process start; collect from now on.
+    /// Start now, skipping what the saved position has not collected yet.
     Now,
-    /// Start at `start_date` at process start (backfill, migration).
+    /// Start at `start_date` (backfill, migration).
     Fixed,
 }
 

@@ -4,16 +4,22 @@
 //! `persistenceTimestamp` order, follow `nextAnchor` until it is absent, hand each page to the
 //! sinks and save the checkpoint once the page is durable. Anchors live only within one cycle;
 //! the next cycle starts again from the checkpoint.
+//!
+//! `start_mode` and `start_date` apply once per organization: the checkpoint records the setting
+//! it began with, a restart resumes it, and only a changed setting starts a new position.
+//! Re-collecting a window on purpose is `sluice backfill` ([`backfill`]), which reuses this
+//! collection on a temporary position and leaves the checkpoint alone.
 
-mod api;
+pub mod backfill;
 pub mod checkpoint;
+mod client;
 pub mod config;
 
 use std::collections::HashSet;
 use std::time::Duration;
 
 use anyhow::Context;
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use rand::Rng;
 use reqwest::Method;
 use serde::Deserialize;
@@ -23,8 +29,8 @@ use tokio::sync::Semaphore;
 
 use super::SourceContext;
 use crate::event::{Event, compact_raw, content_id};
-use api::{Api, Params};
-use checkpoint::{Checkpoint, parse_timestamp};
+use checkpoint::{Checkpoint, StartSetting, parse_timestamp};
+use client::{Api, Params};
 pub use config::{Organizations, StartMode, WithSecureConfig};
 
 const EVENTS_PATH: &str = "/security-events/v1/security-events";
@@ -58,9 +64,8 @@ struct ItemKeys<'a> {
 
 pub async fn run(config: WithSecureConfig, ctx: SourceContext) -> anyhow::Result<()> {
     let mut api = Api::new(&config, &ctx.tenant, ctx.cancel.clone(), ctx.emitter.usage().clone())?;
-    // Organizations whose start position this process has settled (start_mode applies once).
-    let mut started: HashSet<String> = HashSet::new();
-    let mut first_run = ctx.first_run_in_process;
+    // Organizations whose start position this process has reported in the log.
+    let mut reported: HashSet<String> = HashSet::new();
 
     // Spread the first cycles of many tenants over up to a tenth of the interval (max 30 s).
     let spread = (config.interval / 10).min(Duration::from_secs(30));
@@ -69,7 +74,7 @@ pub async fn run(config: WithSecureConfig, ctx: SourceContext) -> anyhow::Result
     }
     loop {
         let cycle_start = tokio::time::Instant::now();
-        match collect_cycle(&config, &ctx, &mut api, &mut started, first_run).await {
+        match collect_cycle(&config, &ctx, &mut api, &mut reported).await {
             Ok(count) => tracing::info!(tenant = %ctx.tenant, source = %ctx.source, events = count,
                 took = ?cycle_start.elapsed(), "withsecure cycle done"),
             Err(_) if ctx.cancel.is_cancelled() => return Ok(()),
@@ -80,7 +85,6 @@ pub async fn run(config: WithSecureConfig, ctx: SourceContext) -> anyhow::Result
                     "withsecure cycle failed; the next cycle resumes from the saved position");
             }
         }
-        first_run = false;
         // ±5 % so tenants that share an interval drift apart instead of firing together.
         let next = cycle_start + config.interval.mul_f64(rand::rng().random_range(0.95..1.05));
         let wait = next.saturating_duration_since(tokio::time::Instant::now());
@@ -94,22 +98,14 @@ async fn collect_cycle(
     config: &WithSecureConfig,
     ctx: &SourceContext,
     api: &mut Api,
-    started: &mut HashSet<String>,
-    first_run: bool,
+    reported: &mut HashSet<String>,
 ) -> anyhow::Result<usize> {
-    let organizations = match &config.organizations {
-        Organizations::Own => vec![OWN_ORGANIZATION.to_string()],
-        Organizations::List(ids) => ids.clone(),
-        Organizations::All => list_organizations(api).await?,
-    };
     let mut total = 0;
     let mut failures = Vec::new();
-    for org in organizations {
-        let apply_start_mode = first_run && !started.contains(&org);
-        let mut cp = start_position(config, ctx, &org, apply_start_mode).await?;
-        started.insert(org.clone());
+    for org in organizations(config, api).await? {
+        let mut cp = start_position(config, ctx, &org, reported.insert(org.clone())).await?;
         // One organization's failure does not keep the others from being collected.
-        match collect_organization(config, ctx, api, &org, &mut cp).await {
+        match collect_organization(config, ctx, api, &org, &mut cp, Target::Live).await {
             Ok(n) => total += n,
             Err(e) if ctx.cancel.is_cancelled() => return Err(e),
             Err(e) => failures.push(format!("organization {org}: {e:#}")),
@@ -118,38 +114,78 @@ async fn collect_cycle(
     if failures.is_empty() { Ok(total) } else { Err(anyhow::anyhow!(failures.join("; "))) }
 }
 
-/// Where collection of one organization starts, per `start_mode` and the saved state.
-async fn start_position(config: &WithSecureConfig, ctx: &SourceContext, org: &str, apply_start_mode: bool) -> anyhow::Result<Checkpoint> {
+/// The organizations a cycle collects.
+async fn organizations(config: &WithSecureConfig, api: &mut Api) -> anyhow::Result<Vec<String>> {
+    Ok(match &config.organizations {
+        Organizations::Own => vec![OWN_ORGANIZATION.to_string()],
+        Organizations::List(ids) => ids.clone(),
+        Organizations::All => list_organizations(api).await?,
+    })
+}
+
+/// Where collection of one organization starts: the saved position, unless the start setting
+/// (`start_mode`, `start_date`) differs from the one the saved position began with. A start
+/// setting is thus applied once per organization: a restart resumes, a changed setting starts a
+/// new position. `first` (the first cycle of this run for `org`) only decides what is logged.
+async fn start_position(config: &WithSecureConfig, ctx: &SourceContext, org: &str, first: bool) -> anyhow::Result<Checkpoint> {
     let key = checkpoint_key(org);
     let saved: Option<Checkpoint> = match ctx.store.checkpoint(&ctx.tenant, &ctx.source, &key).await? {
         Some(text) => match serde_json::from_str(&text) {
             Ok(cp) => Some(cp),
             Err(e) => {
-                tracing::error!(tenant = %ctx.tenant, source = %ctx.source, org, error = %e, "saved position is unreadable; starting now");
+                tracing::error!(tenant = %ctx.tenant, source = %ctx.source, org, error = %e, "saved position is unreadable; starting anew");
                 None
             }
         },
         None => None,
     };
-    let chosen = match (apply_start_mode, config.start_mode) {
-        (true, StartMode::Now) => Some(("start_mode now", Checkpoint::starting_at(Utc::now()))),
-        (true, StartMode::Fixed) => {
-            let date = config.start_date.context("start_mode fixed needs start_date")?;
-            Some(("start_mode fixed", Checkpoint::starting_at(date)))
+    let setting = StartSetting::of(config);
+    let (why, cp) = match saved {
+        Some(cp) if cp.start.as_ref() == Some(&setting) => {
+            if first {
+                tracing::info!(tenant = %ctx.tenant, source = %ctx.source, org, start = %cp.start_param(), setting = %setting,
+                    "withsecure resumes from the saved position (its start setting was applied already)");
+            }
+            return Ok(cp);
         }
-        _ => match saved {
-            Some(cp) => return Ok(cp),
-            None => match import_legacy_state(config, ctx)? {
-                Some(cp) => Some(("imported from the original collector's state file", cp)),
-                None => Some(("no saved position: starting now", Checkpoint::starting_at(Utc::now()))),
+        Some(mut cp) if cp.start.is_none() => {
+            // Saved by a sluice that re-applied the start setting at every process start and
+            // recorded none. Taking the position as begun with the current setting makes the
+            // restart of the upgrade resume, rather than repeat a backfill once more.
+            cp.start = Some(setting.clone());
+            ("a position saved without its start setting (by an earlier sluice): taken as begun with it, resuming", cp)
+        }
+        Some(cp) => {
+            let old = cp.start.clone().expect("checked above");
+            let (started, cp) = match config.start_mode {
+                StartMode::State => ("resuming from the saved position", cp),
+                _ => ("starting a new position", new_position(config)?),
+            };
+            tracing::warn!(tenant = %ctx.tenant, source = %ctx.source, org, old = %old, new = %setting, start = %cp.start_param(),
+                "withsecure start setting changed from `{old}` to `{setting}`: {started}");
+            ("start setting changed", cp)
+        }
+        None => match config.start_mode {
+            StartMode::State => match import_legacy_state(config, ctx)? {
+                Some(cp) => ("imported from the original collector's state file", cp),
+                None => ("no saved position: starting now", Checkpoint::starting_at(Utc::now())),
             },
+            StartMode::Now | StartMode::Fixed => ("no saved position", new_position(config)?),
         },
     };
-    let (why, cp) = chosen.expect("always chosen");
-    tracing::info!(tenant = %ctx.tenant, source = %ctx.source, org, start = %cp.start_param(), why, "withsecure start position");
-    // Saved at once, so a restart resumes here rather than applying "now" again.
+    let cp = Checkpoint { start: Some(setting.clone()), ..cp };
+    tracing::info!(tenant = %ctx.tenant, source = %ctx.source, org, start = %cp.start_param(), setting = %setting, why, "withsecure start position");
+    // Saved at once, with its start setting: a restart resumes here rather than start again.
     save(ctx, &key, &cp).await?;
     Ok(cp)
+}
+
+/// A position where `start_mode` `now` or `fixed` puts it.
+fn new_position(config: &WithSecureConfig) -> anyhow::Result<Checkpoint> {
+    Ok(Checkpoint::starting_at(match config.start_mode {
+        StartMode::Fixed => config.start_date.context("start_mode fixed needs start_date")?,
+        StartMode::Now | StartMode::State => Utc::now(),
+    }))
 }
 
 /// Reads `{"last_ts": …}` from a state file of the original Python collector.
@@ -173,12 +209,22 @@ fn import_legacy_state(config: &WithSecureConfig, ctx: &SourceContext) -> anyhow
     Ok(Some(Checkpoint { exclusive: true, ..Checkpoint::starting_at(ts) }))
 }
 
+/// Where one collection of an organization keeps its position.
+enum Target<'a> {
+    /// The source's own position, saved in the store once each page is durable.
+    Live,
+    /// A backfill's temporary position, held in memory only: the live position does not move.
+    /// Stops before the first event persisted at or after `end`.
+    Window { end: DateTime<Utc>, progress: &'a backfill::Progress },
+}
+
 async fn collect_organization(
     config: &WithSecureConfig,
     ctx: &SourceContext,
     api: &mut Api,
     org: &str,
     cp: &mut Checkpoint,
+    target: Target<'_>,
 ) -> anyhow::Result<usize> {
     let key = checkpoint_key(org);
     let start = cp.clone();
@@ -192,9 +238,17 @@ async fn collect_organization(
         let mut events = Vec::with_capacity(page.items.len());
         let mut moved = cp.clone();
         let empty = page.items.is_empty();
+        let mut past_end = false;
         for item in page.items {
             let keys: ItemKeys = serde_json::from_str(item.get()).context("security-events: an item is not an object")?;
             let ts = keys.persistence_timestamp.as_deref().and_then(parse_timestamp);
+            if let (Target::Window { end, .. }, Some(t)) = (&target, ts)
+                && t >= *end
+            {
+                // Items come in ascending order: the rest of the stream is past the window too.
+                past_end = true;
+                break;
+            }
             let id = match keys.id {
                 Some(id) => id.into_owned(),
                 None => content_id(item.get().as_bytes()),
@@ -224,12 +278,17 @@ async fn collect_organization(
             ctx.emitter.emit(events).await?.await?;
         }
         if moved != *cp {
-            save(ctx, &key, &moved).await?;
+            if let Target::Live = target {
+                save(ctx, &key, &moved).await?;
+            }
             *cp = moved;
         }
         delivered += count;
+        if let Target::Window { progress, .. } = &target {
+            progress.page(org, count, cp);
+        }
         match page.next_anchor {
-            Some(next) if !next.is_empty() && !empty => anchor = Some(next),
+            Some(next) if !next.is_empty() && !empty && !past_end => anchor = Some(next),
             _ => return Ok(delivered),
         }
     }
@@ -297,5 +356,124 @@ async fn sleep_or_cancel(ctx: &SourceContext, d: Duration) -> bool {
     tokio::select! {
         _ = tokio::time::sleep(d) => true,
         _ = ctx.cancel.cancelled() => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pipeline::Emitter;
+    use crate::store::Store;
+
+    fn context(store: &Store) -> SourceContext {
+        SourceContext {
+            tenant: "acme".into(),
+            source: "ws".into(),
+            store: store.clone(),
+            emitter: Emitter::new(Default::default(), Vec::new(), crate::usage::UsageMeter::new()),
+            cancel: tokio_util::sync::CancellationToken::new(),
+        }
+    }
+
+    fn config(extra: serde_json::Value) -> WithSecureConfig {
+        let mut value = serde_json::json!({"client_id": "id", "client_secret": "secret"});
+        value.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+        serde_json::from_value(value).unwrap()
+    }
+
+    fn fixed(date: &str) -> WithSecureConfig {
+        config(serde_json::json!({"start_mode": "fixed", "start_date": date}))
+    }
+
+    fn t(s: &str) -> DateTime<Utc> {
+        parse_timestamp(s).unwrap()
+    }
+
+    /// What a cycle would do after collecting up to `ts`: save the moved position.
+    async fn collected_up_to(ctx: &SourceContext, mut cp: Checkpoint, ts: &str) {
+        cp.advance(Some(t(ts)), "e1");
+        save(ctx, &checkpoint_key("own"), &cp).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn fixed_applies_once_and_a_restart_resumes() {
+        let dir = tempfile::tempdir().unwrap();
+        let ctx = context(&Store::open(dir.path()).unwrap());
+        let config = fixed("2025-01-01T00:00:00Z");
+        let cp = start_position(&config, &ctx, "own", true).await.unwrap();
+        assert_eq!(cp.timestamp, t("2025-01-01T00:00:00Z"));
+        collected_up_to(&ctx, cp, "2025-03-01T00:00:00Z").await;
+        // Later cycles, and the first cycle after a restart, resume.
+        for first in [false, true] {
+            let cp = start_position(&config, &ctx, "own", first).await.unwrap();
+            assert_eq!(cp.timestamp, t("2025-03-01T00:00:00Z"));
+            assert!(cp.already_delivered(Some(t("2025-03-01T00:00:00Z")), "e1"));
+        }
+        // The same instant written another way is the same setting.
+        let cp = start_position(&fixed("2025-01-01T01:00:00+01:00"), &ctx, "own", true).await.unwrap();
+        assert_eq!(cp.timestamp, t("2025-03-01T00:00:00Z"));
+        // Another organization has a position of its own: the setting applies to it once too.
+        let other = start_position(&config, &ctx, "org-2", true).await.unwrap();
+        assert_eq!(other.timestamp, t("2025-01-01T00:00:00Z"));
+    }
+
+    #[tokio::test]
+    async fn a_changed_setting_starts_a_new_position_and_state_resumes() {
+        let dir = tempfile::tempdir().unwrap();
+        let ctx = context(&Store::open(dir.path()).unwrap());
+        let cp = start_position(&fixed("2025-01-01T00:00:00Z"), &ctx, "own", true).await.unwrap();
+        collected_up_to(&ctx, cp, "2025-03-01T00:00:00Z").await;
+
+        let cp = start_position(&fixed("2024-06-01T00:00:00Z"), &ctx, "own", true).await.unwrap();
+        assert_eq!(cp.timestamp, t("2024-06-01T00:00:00Z"), "a new start_date starts the new window");
+        assert!(cp.ids_at_timestamp.is_empty());
+        collected_up_to(&ctx, cp, "2025-03-02T00:00:00Z").await;
+
+        // `state` resumes whatever was collected, and is recorded as the setting now in force.
+        let state = config(serde_json::json!({"start_mode": "state"}));
+        let cp = start_position(&state, &ctx, "own", true).await.unwrap();
+        assert_eq!(cp.timestamp, t("2025-03-02T00:00:00Z"));
+        assert_eq!(cp.start, Some(StartSetting { mode: StartMode::State, date: None }));
+
+        // `now` skips ahead once; a restart with `now` resumes instead of skipping again.
+        let now = config(serde_json::json!({"start_mode": "now", "start_date": "2020-01-01T00:00:00Z"}));
+        let before = Utc::now();
+        let cp = start_position(&now, &ctx, "own", true).await.unwrap();
+        assert!(cp.timestamp >= before);
+        let skipped_to = cp.timestamp;
+        collected_up_to(&ctx, cp, &(skipped_to + chrono::Duration::seconds(1)).to_rfc3339()).await;
+        let cp = start_position(&now, &ctx, "own", true).await.unwrap();
+        assert_eq!(cp.timestamp, skipped_to + chrono::Duration::seconds(1));
+        // With `now`, start_date means nothing: changing it changes nothing.
+        let now_other_date = config(serde_json::json!({"start_mode": "now", "start_date": "2021-01-01T00:00:00Z"}));
+        assert_eq!(start_position(&now_other_date, &ctx, "own", true).await.unwrap().timestamp, cp.timestamp);
+    }
+
+    #[tokio::test]
+    async fn a_position_saved_by_an_earlier_sluice_resumes_and_records_the_setting() {
+        let dir = tempfile::tempdir().unwrap();
+        let ctx = context(&Store::open(dir.path()).unwrap());
+        let old = r#"{"timestamp":"2025-03-01T00:00:00Z","ids_at_timestamp":["e1"],"exclusive":false}"#;
+        ctx.store.set_checkpoint("acme", "ws", "org:own", old.into()).await.unwrap();
+        let config = fixed("2025-01-01T00:00:00Z");
+        let cp = start_position(&config, &ctx, "own", true).await.unwrap();
+        assert_eq!(cp.timestamp, t("2025-03-01T00:00:00Z"), "the upgrade's restart must not repeat the backfill");
+        let saved: Checkpoint = serde_json::from_str(&ctx.store.checkpoint("acme", "ws", "org:own").await.unwrap().unwrap()).unwrap();
+        assert_eq!(saved.start, Some(StartSetting::of(&config)));
+    }
+
+    #[tokio::test]
+    async fn the_original_collectors_state_file_is_imported_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let ctx = context(&Store::open(dir.path()).unwrap());
+        let file = dir.path().join("tenant1.json");
+        std::fs::write(&file, r#"{"last_ts": "2025-02-01T00:00:00.123Z", "anchor": "A"}"#).unwrap();
+        let config = config(serde_json::json!({"start_mode": "state", "legacy_state_file": file}));
+        let cp = start_position(&config, &ctx, "own", true).await.unwrap();
+        assert_eq!((cp.timestamp, cp.exclusive), (t("2025-02-01T00:00:00.123Z"), true));
+        collected_up_to(&ctx, cp, "2025-03-01T00:00:00Z").await;
+        // The file is still there (sluice never writes it), but the saved position rules.
+        let cp = start_position(&config, &ctx, "own", true).await.unwrap();
+        assert_eq!(cp.timestamp, t("2025-03-01T00:00:00Z"));
     }
 }
