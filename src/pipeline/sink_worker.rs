@@ -181,6 +181,11 @@ impl Worker {
         // Let a delivery in progress finish, so that what it delivered is not sent again.
         self.wait_for_job().await;
         self.save_stats().await;
+        // Every source that fed this sink has stopped and saved its position: a restart repeats
+        // nothing, so nothing is to be skipped then.
+        if let Err(e) = self.store.forget_accepted(&self.name).await {
+            tracing::warn!(sink = %self.name, error = %error_text(&e), "cannot clear the record of accepted events");
+        }
         tracing::debug!(sink = %self.name, "sink stopped");
     }
 

@@ -12,6 +12,10 @@ use super::Store;
 const KEEP_ROWS: i64 = 512;
 /// Rows older than this are dropped.
 const KEEP_MILLIS: i64 = 3_600_000;
+/// What a sink accepted this long before its last record can be repeated by a replay: sources
+/// save their positions as soon as every sink acknowledged, and acknowledgements wait longer
+/// only while an outbox is at its budget or the store's disk is full.
+const REPLAY_MILLIS: i64 = 120_000;
 
 impl Store {
     /// Records the keys of one accepted write, and drops what is too old to matter.
@@ -33,11 +37,21 @@ impl Store {
         .await
     }
 
-    /// The keys a sink accepted within the kept window.
+    /// Forgets what a sink accepted: after a clean stop every source saved its position, so a
+    /// restart repeats nothing, and an event identical to an earlier one is a new event.
+    pub async fn forget_accepted(&self, sink: &str) -> anyhow::Result<()> {
+        let sink = sink.to_string();
+        self.with(move |c| c.execute("DELETE FROM sink_accepted WHERE sink = ?1", params![sink]).map(|_| ())).await
+    }
+
+    /// The keys a sink accepted in the last moments before it stopped (`REPLAY_MILLIS` before
+    /// its newest record, within the kept window): what a replay can repeat.
     pub async fn recently_accepted(&self, sink: &str) -> anyhow::Result<HashSet<u64>> {
         let sink = sink.to_string();
         self.with(move |c| {
-            let since = chrono::Utc::now().timestamp_millis() - KEEP_MILLIS;
+            let newest: Option<i64> = c.query_row("SELECT MAX(at) FROM sink_accepted WHERE sink = ?1", params![sink], |r| r.get(0))?;
+            let Some(newest) = newest else { return Ok(HashSet::new()) };
+            let since = (chrono::Utc::now().timestamp_millis() - KEEP_MILLIS).max(newest - REPLAY_MILLIS);
             let mut stmt = c.prepare("SELECT keys FROM sink_accepted WHERE sink = ?1 AND at >= ?2 ORDER BY id DESC LIMIT ?3")?;
             let mut keys = HashSet::new();
             for blob in stmt.query_map(params![sink, since, KEEP_ROWS], |r| r.get::<_, Vec<u8>>(0))? {
@@ -82,6 +96,9 @@ mod tests {
         drop(store);
         let store = Store::open(dir.path()).unwrap();
         assert_eq!(store.recently_accepted("a").await.unwrap(), HashSet::from([1, 2, 3]));
+        assert_eq!(store.recently_accepted("b").await.unwrap(), HashSet::from([9]));
+        store.forget_accepted("a").await.unwrap();
+        assert!(store.recently_accepted("a").await.unwrap().is_empty());
         assert_eq!(store.recently_accepted("b").await.unwrap(), HashSet::from([9]));
     }
 
