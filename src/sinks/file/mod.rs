@@ -134,12 +134,31 @@ impl State {
             if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
                 std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
             }
-            let file = OpenOptions::new().create(true).append(true).open(path).with_context(|| format!("opening {}", path.display()))?;
+            let mut file = OpenOptions::new()
+                .create(true)
+                .read(true)
+                .append(true)
+                .open(path)
+                .with_context(|| format!("opening {}", path.display()))?;
+            end_last_line(&mut file).with_context(|| format!("checking the end of {}", path.display()))?;
             // An evicted file was fsynced when its batch was acknowledged; closing it is safe.
             self.open.put(path.clone(), file);
         }
         Ok(self.open.get_mut(path).expect("just inserted"))
     }
+}
+
+/// A write cut short (the process killed mid-write, a full disk) leaves a last line without its
+/// newline; that line's events are written again whole, since they were never acknowledged.
+/// Ending it here keeps the next event on a line of its own, readable by a line reader.
+fn end_last_line(file: &mut File) -> std::io::Result<()> {
+    use std::os::unix::fs::FileExt;
+    let len = file.metadata()?.len();
+    let mut last = [0u8];
+    if len > 0 && file.read_at(&mut last, len - 1)? == 1 && last[0] != b'\n' {
+        file.write_all(b"\n")?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
