@@ -169,8 +169,13 @@ async fn run_campaign(p: &mut impl Pipeline, plan: &Plan) -> Campaign {
 #[derive(Default)]
 struct Tally {
     counts: HashMap<u64, u32>,
-    /// Lines that are not one of the campaign's events.
+    /// Lines that are JSON but not one of the campaign's events.
     foreign: Vec<String>,
+    /// Lines that are not JSON: an event cut short by a kill in the middle of the sink's write,
+    /// with whatever the sink wrote after the restart on the same line. Holds the number of the
+    /// event glued to the end, if there is one. The events of such a line are not counted: a
+    /// reader of lines cannot read them.
+    torn: Vec<Option<u64>>,
 }
 
 impl Tally {
@@ -184,6 +189,12 @@ impl Tally {
 
     fn duplicates(&self) -> u64 {
         self.counts.values().map(|&c| u64::from(c) - 1).sum()
+    }
+
+    /// Torn lines, and how many of the events glued to them have no readable copy elsewhere.
+    fn torn(&self) -> (u64, u64) {
+        let only_there = self.torn.iter().flatten().filter(|n| !self.counts.contains_key(n)).count();
+        (self.torn.len() as u64, only_there as u64)
     }
 
     /// Distinct event numbers.
@@ -225,9 +236,18 @@ impl Follower {
         f.read_to_end(&mut bytes).unwrap();
         let end = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
         for line in bytes[..end].split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
-            match serde_json::from_slice::<serde_json::Value>(line).ok().as_ref().and_then(&number) {
-                Some(n) => self.tally.add(n),
-                None => self.tally.foreign.push(String::from_utf8_lossy(line).into_owned()),
+            match serde_json::from_slice::<serde_json::Value>(line) {
+                Ok(v) => match number(&v) {
+                    Some(n) => self.tally.add(n),
+                    None => self.tally.foreign.push(String::from_utf8_lossy(line).into_owned()),
+                },
+                Err(_) => {
+                    // The first `{` after the start from which the rest is one whole event.
+                    let glued = (1..line.len())
+                        .filter(|&i| line[i] == b'{')
+                        .find_map(|i| serde_json::from_slice::<serde_json::Value>(&line[i..]).ok().as_ref().and_then(&number));
+                    self.tally.torn.push(glued);
+                }
             }
         }
         self.offset += end as u64;
@@ -261,14 +281,23 @@ struct Summary<'a> {
     lost: u64,
     duplicates: u64,
     bound: u64,
+    /// Torn lines in file outputs, and the events glued to them that have no other copy (these
+    /// are also counted as lost).
+    torn: (u64, u64),
     detail: String,
 }
 
 impl Summary<'_> {
     fn print_and_check(self) {
-        let Summary { plan, campaign: c, lost, duplicates, bound, detail } = self;
+        let Summary { plan, campaign: c, lost, duplicates, bound, torn, detail } = self;
+        // A torn line breaks "one line per event" (see the ignored test at the end); it is
+        // reported rather than failed on, so that the campaign keeps checking the rest.
+        let torn = match torn {
+            (0, _) => String::new(),
+            (lines, only_there) => format!(", torn lines {lines} (events glued to them and nowhere else: {only_there})"),
+        };
         println!(
-            "campaign {}: kills {} ({} with a destination behind), events {}, lost {lost}, duplicates {duplicates}, bound {bound}{detail}, seed {}, {:.1} s",
+            "campaign {}: kills {} ({} with a destination behind), events {}, lost {lost}, duplicates {duplicates}, bound {bound}{torn}{detail}, seed {}, {:.1} s",
             plan.pipeline,
             c.kills,
             c.behind,
@@ -372,6 +401,7 @@ async fn file_to_file_survives_random_kill_9() {
         lost: tally.lost(campaign.total),
         duplicates: tally.duplicates(),
         bound: campaign.kills as u64 * group,
+        torn: tally.torn(),
         detail: format!(" ({group} per kill: one group of {FILE_IN_FLIGHT} batches of at most {})", max_file_batch(FILE_BATCH_EVENTS)),
     }
     .print_and_check();
@@ -492,6 +522,7 @@ async fn file_to_hec_and_elasticsearch_survives_random_kill_9() {
         lost: hec.lost(total) + es.lost(total),
         duplicates: hec.duplicates(),
         bound: per_sink,
+        torn: (0, 0),
         detail: format!(
             " per sink ({HTTP_CONCURRENCY} × {HTTP_MAX_EVENTS} per kill); HEC lost {} and repeated {}, Elasticsearch lost {}, was sent {resent} again (409) and holds none twice",
             hec.lost(total),
@@ -626,17 +657,18 @@ async fn withsecure_to_file_survives_random_kill_9() {
     let plan = Plan::new("withsecure->file", 2_000, 400);
     let mut p = WithSecureToFile::new().await;
     let campaign = run_campaign(&mut p, &plan).await;
-    let (mut lost, mut duplicates) = (0, 0);
+    let (mut lost, mut duplicates, mut torn) = (0, 0, (0, 0));
     let mut detail = String::new();
     // The source keeps one page per tenant in flight, so the file sink's group after a crash
     // holds at most one page of each tenant.
     let per_tenant = campaign.kills as u64 * WITHSECURE_PAGE;
     for (t, tenant) in WS_TENANTS.iter().enumerate() {
         let produced = p.ids[t].len() as u64;
-        let (l, d) = p.with_tally(t, |tally| {
+        let (l, d, (lines, only_there)) = p.with_tally(t, |tally| {
             tally.check(tenant, produced);
-            (tally.lost(produced), tally.duplicates())
+            (tally.lost(produced), tally.duplicates(), tally.torn())
         });
+        torn = (torn.0 + lines, torn.1 + only_there);
         assert!(d <= per_tenant, "{tenant}: {d} duplicates, more than {per_tenant} (one page per kill; seed {})", plan.seed);
         detail.push_str(&format!("; {tenant}: {produced} events, lost {l}, duplicates {d}"));
         lost += l;
@@ -650,6 +682,7 @@ async fn withsecure_to_file_survives_random_kill_9() {
         lost,
         duplicates,
         bound: per_tenant * WS_TENANTS.len() as u64,
+        torn,
         detail: format!(" ({WITHSECURE_PAGE} per tenant per kill){detail}; {} API requests, {failed} not answered 200", requests.len()),
     }
     .print_and_check();
@@ -791,6 +824,7 @@ async fn ingest_api_to_file_survives_random_kill_9() {
         lost: tally.lost(campaign.total),
         duplicates: tally.duplicates(),
         bound: campaign.kills as u64 * per_kill,
+        torn: tally.torn(),
         detail: format!(
             " ({INGEST_CLIENTS} clients × {INGEST_BATCH} events per unanswered request per kill); {} requests sent again, {} answered other than 200",
             p.feed.resent.load(Ordering::SeqCst),
@@ -801,7 +835,46 @@ async fn ingest_api_to_file_survives_random_kill_9() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Found while preparing the campaign (its own events are all distinct, so it cannot see this).
+// Problems the campaign led to, each shown on its own. Ignored until fixed:
+// `cargo test --test campaign -- --ignored` runs them.
+
+/// One file followed into one file: the config, input, output and log paths.
+fn one_file_pipeline(dir: &Path) -> (PathBuf, PathBuf, PathBuf, PathBuf) {
+    let d = dir.display();
+    let cfg = dir.join("sluice.yml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "state_dir: {d}/state\nsinks:\n  out: {{type: file, path: \"{d}/out.jsonl\"}}\ntenants:\n  - name: acme\n    sources:\n      - {{name: logs, type: file, path: \"{d}/in.log\", poll_interval: 20ms}}\n    sinks: [out]\n"
+        ),
+    )
+    .unwrap();
+    (cfg, dir.join("in.log"), dir.join("out.jsonl"), dir.join("sluice.log"))
+}
+
+/// The file sink appends to whatever its file holds. When a `kill -9` cuts its write short, the
+/// file ends in the middle of an event, and the first event written after the restart is glued
+/// to that fragment: a line that is not JSON. When the cut fell in the first event of the group
+/// that is written again, that event has no readable copy at all. The campaign met such a line
+/// (one in about 300 kills of file sinks, with 1 KiB WithSecure events); here the cut is made
+/// by hand, as the kill left it.
+#[test]
+#[ignore = "fails: after a write cut short by a crash, the file sink glues the next event to the fragment"]
+fn after_a_write_cut_short_the_file_sink_starts_a_new_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cfg, input, output, log) = one_file_pipeline(dir.path());
+    std::fs::write(&output, "{\"n\":0,\"msg\":\"cut sh").unwrap();
+    std::fs::write(&input, "{\"n\":1}\n").unwrap();
+    let sluice = Sluice::start(&cfg, &log);
+    let written = (0..200).any(|_| {
+        std::thread::sleep(Duration::from_millis(50));
+        std::fs::read_to_string(&output).unwrap_or_default().contains("{\"n\":1}")
+    });
+    assert_eq!(sluice.terminate(), 0);
+    assert!(written, "event 1 never written:\n{}", tail(&log));
+    let text = std::fs::read_to_string(&output).unwrap();
+    assert!(text.lines().any(|l| l == "{\"n\":1}"), "event 1 is not on a line of its own: {text:?}");
+}
 
 /// After a restart, clean or not, each sink skips events whose key (tenant, source, event id) it
 /// recorded as accepted before, until the first event it has not seen. Event ids are content
@@ -812,16 +885,7 @@ async fn ingest_api_to_file_survives_random_kill_9() {
 #[ignore = "fails: an event identical to one delivered before a restart is dropped after it"]
 fn a_new_event_identical_to_one_delivered_before_a_clean_restart_is_delivered() {
     let dir = tempfile::tempdir().unwrap();
-    let d = dir.path().display();
-    let cfg = dir.path().join("sluice.yml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "state_dir: {d}/state\nsinks:\n  out: {{type: file, path: \"{d}/out.jsonl\"}}\ntenants:\n  - name: acme\n    sources:\n      - {{name: logs, type: file, path: \"{d}/in.log\", poll_interval: 20ms}}\n    sinks: [out]\n"
-        ),
-    )
-    .unwrap();
-    let (input, output, log) = (dir.path().join("in.log"), dir.path().join("out.jsonl"), dir.path().join("sluice.log"));
+    let (cfg, input, output, log) = one_file_pipeline(dir.path());
     let repeated = "{\"msg\":\"disk check failed\",\"host\":\"web-1\"}\n";
     std::fs::write(&input, format!("{repeated}{{\"msg\":\"other\"}}\n")).unwrap();
     let sluice = Sluice::start(&cfg, &log);
