@@ -6,7 +6,7 @@
 //! request that was not answered 200).
 //!
 //! `SLUICE_CAMPAIGN_KILLS` sets the kills per pipeline (default 10, with data to match; the full
-//! campaign is 100), `SLUICE_CAMPAIGN_SEED` replays the random kill moments of an earlier run, and
+//! campaign is 100), `SLUICE_CAMPAIGN_SEED` replays the random kill moments of an earlier run,
 //! `SLUICE_CAMPAIGN_EVENTS_PER_KILL` changes how many events arrive between two kills, and
 //! `SLUICE_CAMPAIGN_VERBOSE=1` prints a line per kill. Each test prints one summary line
 //! (`cargo test --test campaign -- --nocapture` shows it).
