@@ -61,8 +61,9 @@ impl Drop for Db {
 }
 
 fn connect(rt: &tokio::runtime::Runtime, db: &str) -> tokio_postgres::Client {
-    let (client, connection) =
-        rt.block_on(tokio_postgres::connect(&format!("host=127.0.0.1 port=5432 user=postgres dbname={db}"), tokio_postgres::NoTls)).unwrap();
+    let (client, connection) = rt
+        .block_on(tokio_postgres::connect(&format!("host=127.0.0.1 port=5432 user=postgres dbname={db}"), tokio_postgres::NoTls))
+        .unwrap();
     rt.spawn(connection);
     client
 }

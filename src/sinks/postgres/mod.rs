@@ -53,7 +53,7 @@ impl SinkSettings for PostgresConfig {
 
     fn problems(&self) -> Vec<(&'static str, String)> {
         let mut out = Vec::new();
-        if let Err(e) = connection_config(&self.url.expose()) {
+        if let Err(e) = connection_config(self.url.expose()) {
             out.push(("url", e));
         }
         if let Err(e) = identifier(&self.schema) {
