@@ -7,6 +7,7 @@ pub mod file;
 pub mod http;
 pub mod idmefv2_http;
 pub mod policy;
+pub mod postgres;
 pub mod splunk_hec;
 pub mod status;
 pub mod stdout;
@@ -33,6 +34,7 @@ pub static SINK_TYPES: &[SinkType] = &[
     SinkType::new::<elasticsearch::EsConfig>("elasticsearch"),
     SinkType::new::<syslog::SyslogConfig>("syslog"),
     SinkType::new::<stdout::StdoutConfig>("stdout"),
+    SinkType::new::<postgres::PostgresConfig>("postgres"),
 ];
 
 /// The `type:`-specific settings of a sink: what its folder's `config.rs` deserializes.
