@@ -1,5 +1,5 @@
 //! TLS in one place: the HTTP clients (sinks and API-pull sources), stream clients (syslog over
-//! TLS) and servers (the API). rustls everywhere, with the aws-lc-rs provider; certificate
+//! TLS), database clients (PostgreSQL) and servers (the API). rustls everywhere, with the aws-lc-rs provider; certificate
 //! verification is on unless a config turns it off for a test setup.
 
 use std::path::PathBuf;
@@ -100,6 +100,88 @@ pub fn stream_connector(
     });
     let name = ServerName::try_from(host.clone()).map_err(|_| anyhow::anyhow!("`{host}` is not a valid TLS server name"))?;
     Ok((tokio_rustls::TlsConnector::from(Arc::new(client)), name))
+}
+
+/// A client config that verifies the server's certificate chain against `ca_file` (or the
+/// system's roots), and its host name when `check_host_name`.
+pub fn chain_verified_client(ca_file: Option<&std::path::Path>, check_host_name: bool) -> anyhow::Result<rustls::ClientConfig> {
+    chain::client_config(ca_file, check_host_name)
+}
+
+mod chain {
+    //! Clients that verify a server's certificate chain, and its host name only when asked
+    //! (PostgreSQL's `sslmode=require` with verification, and `verify-full`).
+    use std::path::Path;
+    use std::sync::Arc;
+
+    use anyhow::Context;
+    use rustls::client::WebPkiServerVerifier;
+    use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+    use rustls::{CertificateError, DigitallySignedStruct, SignatureScheme};
+
+    pub fn client_config(ca_file: Option<&Path>, check_host_name: bool) -> anyhow::Result<rustls::ClientConfig> {
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let verifier: Arc<dyn ServerCertVerifier> = match ca_file {
+            Some(path) => {
+                let mut roots = rustls::RootCertStore::empty();
+                for cert in CertificateDer::pem_file_iter(path).with_context(|| format!("reading {}", path.display()))? {
+                    roots.add(cert.with_context(|| format!("parsing {}", path.display()))?)?;
+                }
+                WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone()).build()?
+            }
+            None => Arc::new(rustls_platform_verifier::Verifier::new(provider.clone())?),
+        };
+        let verifier = if check_host_name { verifier } else { Arc::new(AnyName(verifier)) };
+        Ok(rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()?
+            .dangerous()
+            .with_custom_certificate_verifier(verifier)
+            .with_no_client_auth())
+    }
+
+    /// Verifies the chain (a name mismatch is only found once the chain is verified), not the
+    /// host name.
+    #[derive(Debug)]
+    struct AnyName(Arc<dyn ServerCertVerifier>);
+
+    impl ServerCertVerifier for AnyName {
+        fn verify_server_cert(
+            &self,
+            end_entity: &CertificateDer<'_>,
+            intermediates: &[CertificateDer<'_>],
+            server_name: &ServerName<'_>,
+            ocsp: &[u8],
+            now: UnixTime,
+        ) -> Result<ServerCertVerified, rustls::Error> {
+            match self.0.verify_server_cert(end_entity, intermediates, server_name, ocsp, now) {
+                Err(rustls::Error::InvalidCertificate(
+                    CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
+                )) => Ok(ServerCertVerified::assertion()),
+                other => other,
+            }
+        }
+        fn verify_tls12_signature(
+            &self,
+            message: &[u8],
+            cert: &CertificateDer<'_>,
+            dss: &DigitallySignedStruct,
+        ) -> Result<HandshakeSignatureValid, rustls::Error> {
+            self.0.verify_tls12_signature(message, cert, dss)
+        }
+        fn verify_tls13_signature(
+            &self,
+            message: &[u8],
+            cert: &CertificateDer<'_>,
+            dss: &DigitallySignedStruct,
+        ) -> Result<HandshakeSignatureValid, rustls::Error> {
+            self.0.verify_tls13_signature(message, cert, dss)
+        }
+        fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+            self.0.supported_verify_schemes()
+        }
+    }
 }
 
 mod insecure {

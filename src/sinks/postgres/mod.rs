@@ -238,7 +238,10 @@ impl PgSink {
             });
         let tls = match config.tls {
             TlsMode::Disable => None,
-            mode => Some(tokio_postgres_rustls::MakeRustlsConnect::new(tls::client_config(mode, config.ca_file.as_deref())?)),
+            mode => Some(tokio_postgres_rustls::MakeRustlsConnect::new(crate::settings::tls::chain_verified_client(
+                config.ca_file.as_deref(),
+                mode == TlsMode::VerifyFull,
+            )?)),
         };
         let host = match pg.get_hosts().first() {
             Some(tokio_postgres::config::Host::Tcp(h)) => h.clone(),
@@ -430,85 +433,5 @@ impl Sink for PgSink {
                 }
             }
         })
-    }
-}
-
-mod tls {
-    //! `tls: require` verifies the server's certificate chain; `verify-full` its host name too.
-    use std::path::Path;
-    use std::sync::Arc;
-
-    use anyhow::Context;
-    use rustls::client::WebPkiServerVerifier;
-    use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-    use rustls::pki_types::pem::PemObject;
-    use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-    use rustls::{CertificateError, DigitallySignedStruct, SignatureScheme};
-
-    use super::TlsMode;
-
-    pub fn client_config(mode: TlsMode, ca_file: Option<&Path>) -> anyhow::Result<rustls::ClientConfig> {
-        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-        let verifier: Arc<dyn ServerCertVerifier> = match ca_file {
-            Some(path) => {
-                let mut roots = rustls::RootCertStore::empty();
-                for cert in CertificateDer::pem_file_iter(path).with_context(|| format!("reading {}", path.display()))? {
-                    roots.add(cert.with_context(|| format!("parsing {}", path.display()))?)?;
-                }
-                WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone()).build()?
-            }
-            None => Arc::new(rustls_platform_verifier::Verifier::new(provider.clone())?),
-        };
-        let verifier = match mode {
-            TlsMode::Require => Arc::new(AnyName(verifier)),
-            _ => verifier,
-        };
-        Ok(rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()?
-            .dangerous()
-            .with_custom_certificate_verifier(verifier)
-            .with_no_client_auth())
-    }
-
-    /// Verifies the chain (a name mismatch is only found once the chain is verified), not the
-    /// host name.
-    #[derive(Debug)]
-    struct AnyName(Arc<dyn ServerCertVerifier>);
-
-    impl ServerCertVerifier for AnyName {
-        fn verify_server_cert(
-            &self,
-            end_entity: &CertificateDer<'_>,
-            intermediates: &[CertificateDer<'_>],
-            server_name: &ServerName<'_>,
-            ocsp: &[u8],
-            now: UnixTime,
-        ) -> Result<ServerCertVerified, rustls::Error> {
-            match self.0.verify_server_cert(end_entity, intermediates, server_name, ocsp, now) {
-                Err(rustls::Error::InvalidCertificate(
-                    CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
-                )) => Ok(ServerCertVerified::assertion()),
-                other => other,
-            }
-        }
-        fn verify_tls12_signature(
-            &self,
-            message: &[u8],
-            cert: &CertificateDer<'_>,
-            dss: &DigitallySignedStruct,
-        ) -> Result<HandshakeSignatureValid, rustls::Error> {
-            self.0.verify_tls12_signature(message, cert, dss)
-        }
-        fn verify_tls13_signature(
-            &self,
-            message: &[u8],
-            cert: &CertificateDer<'_>,
-            dss: &DigitallySignedStruct,
-        ) -> Result<HandshakeSignatureValid, rustls::Error> {
-            self.0.verify_tls13_signature(message, cert, dss)
-        }
-        fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-            self.0.supported_verify_schemes()
-        }
     }
 }
