@@ -74,11 +74,7 @@ pub fn stream_connector(
     let builder = if tls.insecure {
         builder.dangerous().with_custom_certificate_verifier(Arc::new(insecure::AcceptAny(provider)))
     } else if let Some(path) = &tls.ca_file {
-        let mut roots = rustls::RootCertStore::empty();
-        for cert in CertificateDer::pem_file_iter(path).with_context(|| format!("reading {}", path.display()))? {
-            roots.add(cert.with_context(|| format!("parsing {}", path.display()))?)?;
-        }
-        builder.with_root_certificates(roots)
+        builder.with_root_certificates(roots_from(path)?)
     } else {
         use rustls_platform_verifier::BuilderVerifierExt;
         builder.with_platform_verifier()?
@@ -102,6 +98,15 @@ pub fn stream_connector(
     Ok((tokio_rustls::TlsConnector::from(Arc::new(client)), name))
 }
 
+/// The CA certificates of a PEM file, as the only roots to trust.
+fn roots_from(path: &std::path::Path) -> anyhow::Result<rustls::RootCertStore> {
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_file_iter(path).with_context(|| format!("reading {}", path.display()))? {
+        roots.add(cert.with_context(|| format!("parsing {}", path.display()))?)?;
+    }
+    Ok(roots)
+}
+
 /// A client config that verifies the server's certificate chain against `ca_file` (or the
 /// system's roots), and its host name when `check_host_name`.
 pub fn chain_verified_client(ca_file: Option<&std::path::Path>, check_host_name: bool) -> anyhow::Result<rustls::ClientConfig> {
@@ -114,23 +119,15 @@ mod chain {
     use std::path::Path;
     use std::sync::Arc;
 
-    use anyhow::Context;
     use rustls::client::WebPkiServerVerifier;
     use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-    use rustls::pki_types::pem::PemObject;
     use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
     use rustls::{CertificateError, DigitallySignedStruct, SignatureScheme};
 
     pub fn client_config(ca_file: Option<&Path>, check_host_name: bool) -> anyhow::Result<rustls::ClientConfig> {
         let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
         let verifier: Arc<dyn ServerCertVerifier> = match ca_file {
-            Some(path) => {
-                let mut roots = rustls::RootCertStore::empty();
-                for cert in CertificateDer::pem_file_iter(path).with_context(|| format!("reading {}", path.display()))? {
-                    roots.add(cert.with_context(|| format!("parsing {}", path.display()))?)?;
-                }
-                WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone()).build()?
-            }
+            Some(path) => WebPkiServerVerifier::builder_with_provider(Arc::new(super::roots_from(path)?), provider.clone()).build()?,
             None => Arc::new(rustls_platform_verifier::Verifier::new(provider.clone())?),
         };
         let verifier = if check_host_name { verifier } else { Arc::new(AnyName(verifier)) };
