@@ -839,20 +839,6 @@ async fn ingest_api_to_file_survives_random_kill_9() {
 // ---------------------------------------------------------------------------------------------
 // A problem the campaign led to, shown on its own.
 
-/// One file followed into one file: the config, input, output and log paths.
-fn one_file_pipeline(dir: &Path) -> (PathBuf, PathBuf, PathBuf, PathBuf) {
-    let d = dir.display();
-    let cfg = dir.join("sluice.yml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "state_dir: {d}/state\nsinks:\n  out: {{type: file, path: \"{d}/out.jsonl\"}}\ntenants:\n  - name: acme\n    sources:\n      - {{name: logs, type: file, path: \"{d}/in.log\", poll_interval: 20ms}}\n    sinks: [out]\n"
-        ),
-    )
-    .unwrap();
-    (cfg, dir.join("in.log"), dir.join("out.jsonl"), dir.join("sluice.log"))
-}
-
 /// When a `kill -9` cuts a file sink's write short, the file ends in the middle of an event; the
 /// first event written after the restart must start a line of its own, not continue the
 /// fragment. The campaign met such a cut (one in about 300 kills of file sinks, with 1 KiB
@@ -860,7 +846,7 @@ fn one_file_pipeline(dir: &Path) -> (PathBuf, PathBuf, PathBuf, PathBuf) {
 #[test]
 fn after_a_write_cut_short_the_file_sink_starts_a_new_line() {
     let dir = tempfile::tempdir().unwrap();
-    let (cfg, input, output, log) = one_file_pipeline(dir.path());
+    let (cfg, input, output, log) = common::one_file_pipeline(dir.path());
     std::fs::write(&output, "{\"n\":0,\"msg\":\"cut sh").unwrap();
     std::fs::write(&input, "{\"n\":1}\n").unwrap();
     let sluice = Sluice::start(&cfg, &log);

@@ -80,16 +80,7 @@ async fn duplicates_after_kill_9_are_bounded_by_the_sinks_writes_in_flight() {
 #[test]
 fn a_new_event_identical_to_one_delivered_before_a_clean_restart_is_delivered() {
     let dir = tempfile::tempdir().unwrap();
-    let d = dir.path().display();
-    let cfg = dir.path().join("sluice.yml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "state_dir: {d}/state\nsinks:\n  out: {{type: file, path: \"{d}/out.jsonl\"}}\ntenants:\n  - name: acme\n    sources:\n      - {{name: logs, type: file, path: \"{d}/in.log\", poll_interval: 20ms}}\n    sinks: [out]\n"
-        ),
-    )
-    .unwrap();
-    let (input, output, log) = (dir.path().join("in.log"), dir.path().join("out.jsonl"), dir.path().join("sluice.log"));
+    let (cfg, input, output, log) = common::one_file_pipeline(dir.path());
     let repeated = "{\"msg\":\"disk check failed\",\"host\":\"web-1\"}\n";
     std::fs::write(&input, format!("{repeated}{{\"msg\":\"other\"}}\n")).unwrap();
     let sluice = Sluice::start(&cfg, &log);

@@ -98,3 +98,17 @@ pub fn status_json(cfg: &Path) -> serde_json::Value {
     }
     serde_json::Value::Object(map)
 }
+
+/// One file followed into one file: the config, input, output and log paths.
+pub fn one_file_pipeline(dir: &Path) -> (PathBuf, PathBuf, PathBuf, PathBuf) {
+    let d = dir.display();
+    let cfg = dir.join("sluice.yml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "state_dir: {d}/state\nsinks:\n  out: {{type: file, path: \"{d}/out.jsonl\"}}\ntenants:\n  - name: acme\n    sources:\n      - {{name: logs, type: file, path: \"{d}/in.log\", poll_interval: 20ms}}\n    sinks: [out]\n"
+        ),
+    )
+    .unwrap();
+    (cfg, dir.join("in.log"), dir.join("out.jsonl"), dir.join("sluice.log"))
+}
