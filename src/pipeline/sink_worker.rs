@@ -430,14 +430,30 @@ impl Worker {
     }
 }
 
-/// `batches` (`count` events) in parts of at most `limit` events, each with its count.
+/// `batches` (`count` events) in parts of at most `limit` events, each with its count. Whole
+/// batches are shared as they are; only a batch larger than `limit` is copied into pieces.
 fn split(batches: Vec<Batch>, count: usize, limit: Option<usize>) -> Vec<(Vec<Batch>, usize)> {
     let limit = match limit {
         Some(limit) if limit < count => limit.max(1),
         _ => return vec![(batches, count)],
     };
-    let events: Vec<_> = batches.iter().flat_map(|b| b.iter().cloned()).collect();
-    events.chunks(limit).map(|part| (vec![Arc::new(part.to_vec())], part.len())).collect()
+    let mut parts: Vec<(Vec<Batch>, usize)> = Vec::new();
+    let mut current: (Vec<Batch>, usize) = (Vec::new(), 0);
+    for batch in batches {
+        let pieces: Vec<Batch> =
+            if batch.len() > limit { batch.chunks(limit).map(|c| Arc::new(c.to_vec())).collect() } else { vec![batch] };
+        for piece in pieces {
+            if current.1 + piece.len() > limit {
+                parts.push(std::mem::take(&mut current));
+            }
+            current.1 += piece.len();
+            current.0.push(piece);
+        }
+    }
+    if current.1 > 0 {
+        parts.push(current);
+    }
+    parts
 }
 
 /// An error with its causes, without the credentials of any URL in it.
@@ -671,5 +687,31 @@ mod tests {
         assert_eq!(*sink.delivered.lock().unwrap(), ["0", "1", "2", "3"]);
         drop(handle);
         join.await.unwrap();
+    }
+
+    #[test]
+    fn splits_keep_whole_batches_and_never_exceed_the_limit() {
+        let batch = |n: usize| -> Batch {
+            Arc::new(
+                (0..n)
+                    .map(|i| {
+                        Event::hashed(
+                            "t".into(),
+                            "s".into(),
+                            "json".into(),
+                            chrono::Utc::now(),
+                            serde_json::value::RawValue::from_string(format!("{{\"i\":{i}}}")).unwrap(),
+                        )
+                    })
+                    .collect(),
+            )
+        };
+        let batches = vec![batch(3), batch(3), batch(9), batch(1)];
+        let first = batches[0].clone();
+        let parts = split(batches, 16, Some(4));
+        assert_eq!(parts.iter().map(|(_, n)| *n).collect::<Vec<_>>(), [3, 3, 4, 4, 2]);
+        assert!(parts.iter().all(|(b, n)| b.iter().map(|b| b.len()).sum::<usize>() == *n && *n <= 4));
+        assert!(Arc::ptr_eq(&parts[0].0[0], &first), "a batch within the limit is shared, not copied");
+        assert_eq!(split(vec![batch(5)], 5, None).len(), 1);
     }
 }
