@@ -27,6 +27,7 @@ pub mod schemas;
 pub mod service;
 pub mod settings;
 pub mod sinks;
+pub mod snapshot;
 pub mod sources;
 pub mod store;
 pub mod telemetry;

@@ -17,6 +17,7 @@ use futures::future::{BoxFuture, FutureExt, try_join_all};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::event::{Batch, Event};
+use crate::snapshot::Snapshot;
 
 /// A batch handed to one sink, with the channel on which it says the batch is durable.
 pub struct Delivery {
@@ -24,9 +25,17 @@ pub struct Delivery {
     pub ack: oneshot::Sender<anyhow::Result<()>>,
 }
 
+/// A snapshot handed to one sink, with the channel on which it says the snapshot replaced the
+/// previous one.
+pub struct SnapshotDelivery {
+    pub snapshot: Arc<Snapshot>,
+    pub ack: oneshot::Sender<anyhow::Result<()>>,
+}
+
 #[derive(Clone)]
 pub struct SinkHandle {
     tx: mpsc::Sender<Delivery>,
+    snapshots: mpsc::Sender<SnapshotDelivery>,
 }
 
 /// The live sinks by name. Sources look sinks up per batch, so a sink replaced by a reload is
@@ -73,6 +82,28 @@ impl Emitter {
             acks.push(rx.map(move |r| r.unwrap_or_else(|_| Err(anyhow!("sink `{name}` stopped before acknowledging")))));
         }
         Ok(try_join_all(acks).map(|r| r.map(|_| ())).boxed())
+    }
+
+    /// Hands a complete snapshot to every routed sink and waits until each has replaced its
+    /// previous one. Returns each sink's outcome, so a caller can name the sinks that failed.
+    /// Writing the same snapshot again is harmless: it replaces itself.
+    pub async fn emit_snapshot(&self, snapshot: Arc<Snapshot>) -> anyhow::Result<Vec<(String, anyhow::Result<()>)>> {
+        let labels = [("tenant", snapshot.tenant.to_string()), ("source", snapshot.tag.to_string())];
+        metrics::counter!("sluice_snapshot_records_total", &labels).increment(snapshot.records);
+        let handles = self.resolve().await?;
+        let writes = handles.into_iter().map(|(name, handle)| {
+            let snapshot = snapshot.clone();
+            async move {
+                let (ack, rx) = oneshot::channel();
+                let outcome = match handle.snapshots.send(SnapshotDelivery { snapshot, ack }).await {
+                    Ok(()) => rx.await.unwrap_or_else(|_| Err(anyhow!("sink `{name}` stopped before acknowledging"))),
+                    Err(_) => Err(anyhow!("sink `{name}` stopped")),
+                };
+                (name, outcome)
+            }
+        });
+        let outcomes = futures::future::join_all(writes).await;
+        Ok(outcomes)
     }
 
     /// The routed sinks' handles. A reload replaces a changed sink with a short gap; wait it out

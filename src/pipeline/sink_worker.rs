@@ -28,7 +28,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use super::replay::{self, ReplayFilter};
-use super::{Batch, Delivery, SinkHandle};
+use super::{Batch, Delivery, SinkHandle, SnapshotDelivery};
 use crate::settings::redact_urls;
 use crate::sinks::policy::{RetryPolicy, SinkPolicy};
 use crate::sinks::status::SinkStatus;
@@ -49,6 +49,7 @@ const OUTBOX_RETRY: RetryPolicy =
 
 pub fn spawn(name: String, sink: Box<dyn Sink>, store: Store, policy: SinkPolicy, status: Arc<SinkStatus>) -> (SinkHandle, JoinHandle<()>) {
     let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
+    let (snapshots, snapshot_rx) = mpsc::channel(QUEUE_DEPTH);
     let worker = Worker {
         name,
         events_in_flight: sink.events_in_flight(),
@@ -64,8 +65,8 @@ pub fn spawn(name: String, sink: Box<dyn Sink>, store: Store, policy: SinkPolicy
         prefetch: None,
         replay: None,
     };
-    let join = tokio::spawn(worker.run(rx));
-    (SinkHandle { tx }, join)
+    let join = tokio::spawn(worker.run(rx, snapshot_rx));
+    (SinkHandle { tx, snapshots }, join)
 }
 
 struct Worker {
@@ -108,10 +109,16 @@ enum Job {
         chunk: usize,
     },
     Check(Result<(), String>),
+    /// Wrote a snapshot of `records` records; the source waits on `ack`.
+    Snapshot {
+        result: anyhow::Result<()>,
+        records: u64,
+        ack: tokio::sync::oneshot::Sender<anyhow::Result<()>>,
+    },
 }
 
 impl Worker {
-    async fn run(mut self, mut rx: mpsc::Receiver<Delivery>) {
+    async fn run(mut self, mut rx: mpsc::Receiver<Delivery>, mut snapshots: mpsc::Receiver<SnapshotDelivery>) {
         // Events left in the outbox by an earlier run are delivered before anything new.
         match self.store.recently_accepted(&self.name).await {
             Ok(accepted) => self.replay = ReplayFilter::new(accepted),
@@ -150,6 +157,7 @@ impl Worker {
                         let _ = d.ack.send(result.as_ref().map(|_| ()).map_err(|e| anyhow!(error_text(e))));
                     }
                 }
+                Some(delivery) = snapshots.recv(), if idle => self.start_snapshot(delivery),
                 _ = tokio::time::sleep_until(self.retry_at), if self.backlog && idle => self.start_delivery().await,
                 _ = check_tick.tick() => {
                     // Events put back in the outbox from outside (retried dead letters).
@@ -220,6 +228,13 @@ impl Worker {
                     Ok(()) => {}
                 }
                 self.status.checked(result);
+            }
+            Job::Snapshot { result, records, ack } => {
+                match &result {
+                    Ok(()) => self.delivered(records as usize, Written::default()),
+                    Err(e) => self.failed(records as usize, e),
+                }
+                let _ = ack.send(result.map_err(|e| anyhow!(error_text(&e))));
             }
             Job::Delivery { result, count, last_id, bytes, chunk } => {
                 let result = match result {
@@ -331,6 +346,18 @@ impl Worker {
             metrics::counter!("sluice_sink_filtered_total", "sink" => self.name.clone()).increment(left_out as u64);
         }
         kept
+    }
+
+    /// Writes a snapshot as a job. It replaces the previous one whole at the destination, so it
+    /// needs no outbox: a failed write is reported to the source, which keeps the spool and
+    /// tries again.
+    fn start_snapshot(&mut self, delivery: SnapshotDelivery) {
+        let mut sink = self.sink.take().expect("no job runs");
+        self.job = Some(tokio::spawn(async move {
+            let SnapshotDelivery { snapshot, ack } = delivery;
+            let result = sink.write_snapshot(&snapshot).await;
+            (sink, Job::Snapshot { result, records: snapshot.records, ack })
+        }));
     }
 
     /// Starts delivering the oldest outbox events as a job.

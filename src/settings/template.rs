@@ -80,13 +80,17 @@ impl PathTemplate {
     /// Renders everything but `%UUID`, which stays as [`UUID_MARK`]. Tenant and source names are
     /// validated at config load, so the result cannot leave the template's directory.
     pub fn render_key(&self, event: &Event, out: &mut String) {
-        let t: DateTime<Utc> = event.received_at;
+        self.render(&event.tenant, &event.source, event.received_at, UUID_MARK, out)
+    }
+
+    /// Renders with the given values: `tag` for `%TAG`, `uuid` for `%UUID`, `t` for the date.
+    pub fn render(&self, tenant: &str, tag: &str, t: DateTime<Utc>, uuid: &str, out: &mut String) {
         for part in &self.parts {
             match part {
                 Part::Literal(s) => out.push_str(s),
-                Part::Tag => out.push_str(&event.source),
-                Part::Tenancy => out.push_str(&event.tenant),
-                Part::Uuid => out.push_str(UUID_MARK),
+                Part::Tag => out.push_str(tag),
+                Part::Tenancy => out.push_str(tenant),
+                Part::Uuid => out.push_str(uuid),
                 Part::Year => out.push_str(&format!("{:04}", t.year())),
                 Part::Month => out.push_str(&format!("{:02}", t.month())),
                 Part::Day => out.push_str(&format!("{:02}", t.day())),

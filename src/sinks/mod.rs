@@ -22,6 +22,7 @@ use serde_json::Value;
 use crate::event::Batch;
 use crate::settings::AnySettings;
 use crate::settings::error::{ConfigError, ParseFn, parse_at, report, unknown_type};
+use crate::snapshot::Snapshot;
 use crate::store::Store;
 use policy::SinkPolicy;
 
@@ -174,7 +175,22 @@ pub trait Sink: Send {
     fn events_in_flight(&self) -> Option<usize> {
         None
     }
+
+    /// Replaces the previous snapshot of `(snapshot.tenant, snapshot.tag)` with this one, in one
+    /// step where the destination can (a renamed file, one transaction). A destination that only
+    /// appends, a SIEM, gets the records as events; that is this default.
+    fn write_snapshot<'a>(&'a mut self, snapshot: &'a Snapshot) -> BoxFuture<'a, anyhow::Result<()>> {
+        Box::pin(async move {
+            for batch in snapshot.event_batches(SNAPSHOT_BATCH)? {
+                self.write(&[Arc::new(batch?)]).await?;
+            }
+            Ok(())
+        })
+    }
 }
+
+/// Records per write when a snapshot goes out as events.
+pub const SNAPSHOT_BATCH: usize = 1000;
 
 #[cfg(test)]
 mod tests {

@@ -1,7 +1,9 @@
 //! Sources: where events come from. One folder per kind of source, holding its settings and
 //! code, registered in [`SOURCE_TYPES`].
 
+pub mod collectors;
 pub mod file;
+pub mod http_pull;
 pub mod wazuh_api;
 pub mod withsecure;
 
@@ -23,6 +25,12 @@ pub static SOURCE_TYPES: &[SourceType] = &[
     SourceType::new::<file::FileSourceConfig>("file"),
     SourceType::new::<withsecure::WithSecureConfig>("withsecure"),
     SourceType::new::<wazuh_api::WazuhApiConfig>("wazuh_api"),
+    SourceType::new::<http_pull::HttpPullConfig>("http_pull"),
+    SourceType::new::<collectors::Builtin<collectors::crowdstrike::CrowdStrike>>("crowdstrike"),
+    SourceType::new::<collectors::Builtin<collectors::tenable::Tenable>>("tenable"),
+    SourceType::new::<collectors::Builtin<collectors::okta::Okta>>("okta"),
+    SourceType::new::<collectors::Builtin<collectors::snyk::Snyk>>("snyk"),
+    SourceType::new::<collectors::Builtin<collectors::knowbe4::KnowBe4>>("knowbe4"),
 ];
 
 /// The `type:`-specific settings of a source: what its folder's `config.rs` deserializes.
@@ -35,6 +43,21 @@ pub trait SourceSettings: AnySettings + std::fmt::Debug + Send + Sync {
     /// Runs the source until `ctx.cancel` fires. Returns an error only for a failure that needs
     /// a restart; the runtime restarts it with backoff.
     fn run(&self, ctx: SourceContext) -> BoxFuture<'static, anyhow::Result<()>>;
+
+    /// Collects once and returns, for `sluice collect` (cron and containers): each data set
+    /// and how it went. `None` for sources that only run continuously (a tailed file).
+    fn collect_once(&self, _ctx: SourceContext) -> Option<BoxFuture<'static, Vec<DataSetReport>>> {
+        None
+    }
+}
+
+/// What one data set of a one-off collection did.
+#[derive(Debug)]
+pub struct DataSetReport {
+    pub tag: String,
+    pub records: u64,
+    pub took: std::time::Duration,
+    pub result: anyhow::Result<()>,
 }
 
 impl PartialEq for dyn SourceSettings {

@@ -1,6 +1,11 @@
 //! `type: file`: appends one line per event to files named by a path template, and fsyncs before
 //! it acknowledges. Open files are bounded by an LRU so thousands of tenants do not exhaust
 //! file descriptors.
+//!
+//! A snapshot is one JSON array of its records per file, the original data collectors' shape
+//! (DuckDB's `read_json('…/%TAG/*.json')` reads it), written to a temporary file beside the
+//! target, fsynced and renamed over it: a reader sees the previous snapshot or the new one,
+//! never a part. `%UUID` is the snapshot's `_upload_id`.
 
 mod config;
 
@@ -20,6 +25,7 @@ pub use config::*;
 use crate::event::Batch;
 use crate::settings::template::UUID_MARK;
 use crate::sinks::{Sink, Written};
+use crate::snapshot::Snapshot;
 
 pub struct FileSink {
     name: String,
@@ -76,6 +82,57 @@ impl Sink for FileSink {
             Ok(Written::default())
         })
     }
+
+    fn write_snapshot<'a>(&'a mut self, snapshot: &'a Snapshot) -> BoxFuture<'a, anyhow::Result<()>> {
+        let mut target = String::new();
+        let uuid = snapshot.upload_id.to_string();
+        self.state.lock().expect("file sink state poisoned").config.path.render(
+            &snapshot.tenant,
+            &snapshot.tag,
+            snapshot.taken_at,
+            &uuid,
+            &mut target,
+        );
+        Box::pin(async move {
+            let records = snapshot.records()?;
+            let target = PathBuf::from(target);
+            tokio::task::spawn_blocking(move || replace_with_array(&target, records, &uuid))
+                .await
+                .context("file sink writer thread failed")?
+                .with_context(|| format!("sink `{}`", self.name))
+        })
+    }
+}
+
+/// Writes `records` as one JSON array to a temporary file beside `target`, then renames it over
+/// `target` once it is durable.
+fn replace_with_array(
+    target: &std::path::Path,
+    records: impl Iterator<Item = anyhow::Result<Box<serde_json::value::RawValue>>>,
+    unique: &str,
+) -> anyhow::Result<()> {
+    let dir = target.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let name = target.file_name().and_then(|n| n.to_str()).unwrap_or("snapshot");
+    let temp = dir.join(format!(".{name}.{unique}.tmp"));
+    let written = (|| {
+        let mut out = std::io::BufWriter::with_capacity(1 << 16, File::create(&temp)?);
+        out.write_all(b"[")?;
+        for (i, record) in records.enumerate() {
+            if i > 0 {
+                out.write_all(b", ")?;
+            }
+            out.write_all(record.map_err(std::io::Error::other)?.get().as_bytes())?;
+        }
+        out.write_all(b"]")?;
+        out.into_inner().map_err(|e| e.into_error())?.sync_all()
+    })();
+    if let Err(e) = written.and_then(|()| std::fs::rename(&temp, target)) {
+        let _ = std::fs::remove_file(&temp);
+        return Err(e).with_context(|| format!("writing {}", target.display()));
+    }
+    // The rename itself is durable once the directory is.
+    File::open(dir).and_then(|d| d.sync_all()).with_context(|| format!("fsync {}", dir.display()))
 }
 
 /// Encodes events and groups the bytes by rendered key, keeping first-seen order.
