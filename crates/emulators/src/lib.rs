@@ -4,9 +4,11 @@
 //! the tests, the benchmarks and `sluice demo`.
 
 pub mod cli;
+pub mod crowdstrike;
 pub mod elasticsearch;
 mod net;
 pub mod ports;
 pub mod splunk_hec;
+mod vendor;
 pub mod wazuh;
 pub mod withsecure;
