@@ -9,6 +9,7 @@ pub mod elasticsearch;
 mod net;
 pub mod ports;
 pub mod splunk_hec;
+pub mod tenable;
 mod vendor;
 pub mod wazuh;
 pub mod withsecure;

@@ -343,3 +343,18 @@ pub(crate) fn mix(mut x: u64) -> u64 {
 pub(crate) fn hash(s: &str) -> u64 {
     mix(s.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)))
 }
+
+/// A UUID-shaped (version 4) id from a tenant's hash and a record index, for records that must be
+/// told apart but not decoded.
+pub(crate) fn uuid_of(tenant: u64, i: u64) -> String {
+    let low = mix(i.wrapping_add(tenant.rotate_left(17)));
+    let high = mix(low ^ tenant);
+    format!(
+        "{:08x}-{:04x}-4{:03x}-{:04x}-{:012x}",
+        high >> 32,
+        (high >> 16) & 0xffff,
+        high & 0xfff,
+        0x8000 | (low >> 48 & 0x3fff),
+        low & 0xffff_ffff_ffff
+    )
+}
