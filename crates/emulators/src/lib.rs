@@ -7,6 +7,7 @@ pub mod cli;
 pub mod crowdstrike;
 pub mod elasticsearch;
 mod net;
+pub mod okta;
 pub mod ports;
 pub mod splunk_hec;
 pub mod tenable;

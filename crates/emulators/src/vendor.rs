@@ -287,6 +287,13 @@ pub(crate) struct Admission {
     pub reset_in: Duration,
 }
 
+impl Admission {
+    /// The end of the window as Unix seconds, rounded up.
+    pub fn reset_epoch(&self) -> i64 {
+        epoch_after(self.reset_in)
+    }
+}
+
 impl Limiter {
     pub fn new(limit: u32, enforce: bool) -> Limiter {
         Limiter { limit, enforce, refusal_extends: false, windows: HashMap::new() }
@@ -337,6 +344,28 @@ pub(crate) fn mix(mut x: u64) -> u64 {
     x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
     x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
     x ^ (x >> 31)
+}
+
+const ODD: u64 = 0x9e37_79b9_7f4a_7c15;
+/// The multiplicative inverse of `ODD` modulo 2^64 (Newton's iteration doubles the correct bits).
+const INVERSE: u64 = {
+    let mut inv = ODD;
+    let mut i = 0;
+    while i < 6 {
+        inv = inv.wrapping_mul(2u64.wrapping_sub(ODD.wrapping_mul(inv)));
+        i += 1;
+    }
+    inv
+};
+
+/// Index `i` made to look random, reversibly, with a tenant's key: ids that encode their record's
+/// index, so endpoints can look an id up without a table.
+pub(crate) fn scramble(i: u64, key: u64) -> u64 {
+    i.wrapping_mul(ODD) ^ key
+}
+
+pub(crate) fn unscramble(x: u64, key: u64) -> u64 {
+    (x ^ key).wrapping_mul(INVERSE)
 }
 
 /// A stable 64-bit hash of a string (FNV-1a then mixed), to give each tenant its own ids.

@@ -8,22 +8,10 @@ use std::fmt::Write;
 use chrono::{DateTime, SecondsFormat};
 
 use crate::net::json_str;
-use crate::vendor::{hash, mix};
+use crate::vendor::{hash, mix, scramble, unscramble};
 
 /// Generated timestamps count from here (2025-01-01T00:00:00Z).
 const BASE: i64 = 1_735_689_600;
-const ODD: u64 = 0x9e37_79b9_7f4a_7c15;
-/// The multiplicative inverse of `ODD` modulo 2^64 (Newton's iteration doubles the correct bits).
-const INVERSE: u64 = {
-    let mut inv = ODD;
-    let mut i = 0;
-    while i < 6 {
-        inv = inv.wrapping_mul(2u64.wrapping_sub(ODD.wrapping_mul(inv)));
-        i += 1;
-    }
-    inv
-};
-
 fn ts(secs: i64) -> String {
     DateTime::from_timestamp(secs, 0).unwrap_or_default().to_rfc3339_opts(SecondsFormat::Secs, true)
 }
@@ -42,7 +30,7 @@ impl Tenant {
 
     /// Host `i`'s `device_id` (`aid`): 32 hex digits, the tenant's tag then the scrambled index.
     pub fn host_id(&self, i: u64) -> String {
-        format!("{:016x}{:016x}", self.tag, i.wrapping_mul(ODD) ^ self.tag)
+        format!("{:016x}{:016x}", self.tag, scramble(i, self.tag))
     }
 
     /// The index of one of this tenant's host ids below `count`.
@@ -50,7 +38,7 @@ impl Tenant {
         if id.len() != 32 || u64::from_str_radix(&id[..16], 16).ok()? != self.tag {
             return None;
         }
-        let i = (u64::from_str_radix(&id[16..], 16).ok()? ^ self.tag).wrapping_mul(INVERSE);
+        let i = unscramble(u64::from_str_radix(&id[16..], 16).ok()?, self.tag);
         (i < count).then_some(i)
     }
 
