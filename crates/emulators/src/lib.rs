@@ -9,6 +9,7 @@ pub mod elasticsearch;
 mod net;
 pub mod okta;
 pub mod ports;
+pub mod snyk;
 pub mod splunk_hec;
 pub mod tenable;
 mod vendor;

@@ -215,14 +215,11 @@ async fn faults_and_rate_limits() {
     assert!(falcon.http.get(format!("{}{path}", falcon.emulator.url())).bearer_auth(&falcon.token).send().await.is_err());
 
     // The token request took one slot of five.
-    let remaining: Vec<String> = {
-        let mut out = Vec::new();
-        for _ in 0..5 {
-            let a = falcon.get(path).await;
-            out.push(format!("{} {}", a.status, a.headers["x-ratelimit-remaining"].to_str().unwrap()));
-        }
-        out
-    };
+    let mut remaining = Vec::new();
+    for _ in 0..5 {
+        let a = falcon.get(path).await;
+        remaining.push(format!("{} {}", a.status, a.headers["x-ratelimit-remaining"].to_str().unwrap()));
+    }
     assert_eq!(remaining, ["200 3", "200 2", "200 1", "200 0", "429 0"]);
     assert_eq!(falcon.emulator.max_requests_in_any_minute("client"), 9);
     assert_eq!(falcon.emulator.requests().iter().filter(|r| r.status.is_none()).count(), 1);

@@ -201,18 +201,13 @@ async fn throttling_faults_and_rate_limit() {
     assert_eq!(tio.get("/vulns/export/status").await.json()["statusCode"], 502);
     tio.emulator.reset_next(1);
     assert!(tio.http.get(format!("{}/vulns/export/status", tio.emulator.url())).send().await.is_err());
-    let statuses: Vec<u16> = statuses_of(&tio, 4).await;
+    let mut statuses = Vec::new();
+    for _ in 0..4 {
+        statuses.push(tio.get("/vulns/export/status").await.status);
+    }
     assert_eq!(statuses, [200, 200, 200, 429]);
     let limited = tio.get("/vulns/export/status").await;
     let wait: u64 = limited.headers["retry-after"].to_str().unwrap().parse().unwrap();
     assert!((1..=60).contains(&wait));
     assert_eq!(tio.emulator.max_requests_in_any_minute(ACCESS), 7);
-}
-
-async fn statuses_of(tio: &Tio, n: usize) -> Vec<u16> {
-    let mut out = Vec::new();
-    for _ in 0..n {
-        out.push(tio.get("/vulns/export/status").await.status);
-    }
-    out
 }
