@@ -6,6 +6,7 @@
 pub mod cli;
 pub mod crowdstrike;
 pub mod elasticsearch;
+pub mod knowbe4;
 mod net;
 pub mod okta;
 pub mod ports;
