@@ -239,8 +239,10 @@ impl Api for State {
         }
     }
 
-    fn finish(&mut self, _credential: Option<&str>, reply: &mut Reply) {
-        let admission = self.admission.take().unwrap_or_else(|| self.limiter.peek(""));
+    fn finish(&mut self, credential: Option<&str>, reply: &mut Reply) {
+        // Injected faults count nothing: they report the sender's CID as it stands.
+        let cid = credential.and_then(|id| self.clients.get(id)).map_or("", |c| c.cid.as_str());
+        let admission = self.admission.take().unwrap_or_else(|| self.limiter.peek(cid));
         reply.set("x-ratelimit-limit", admission.limit);
         reply.set("x-ratelimit-remaining", admission.remaining);
         reply.set("x-cs-traceid", uuid::Uuid::new_v4());
