@@ -4,9 +4,15 @@
 //! the tests, the benchmarks and `sluice demo`.
 
 pub mod cli;
+pub mod crowdstrike;
 pub mod elasticsearch;
+pub mod knowbe4;
 mod net;
+pub mod okta;
 pub mod ports;
+pub mod snyk;
 pub mod splunk_hec;
+pub mod tenable;
+mod vendor;
 pub mod wazuh;
 pub mod withsecure;
