@@ -22,6 +22,7 @@ pub mod event;
 pub mod model;
 pub mod names;
 pub mod normalize;
+pub mod notify;
 pub mod pipeline;
 pub mod schemas;
 pub mod service;

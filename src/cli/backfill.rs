@@ -9,22 +9,20 @@
 //! process delivers the other's events; the command waits for them to be delivered before it
 //! exits. One backfill runs at a time per store.
 
-use std::collections::HashMap;
 use std::fs::{File, OpenOptions, TryLockError};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
 use chrono::{DateTime, SecondsFormat, Utc};
-use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use super::EXIT_INVALID_CONFIG;
-use crate::config::{Config, TenantConfig};
-use crate::pipeline::{Emitter, SinkMap, sink_worker};
-use crate::sinks::status::SinkStatus;
+use super::sinks::Sinks;
+use crate::config::Config;
+use crate::pipeline::Emitter;
 use crate::sources::SourceContext;
 use crate::sources::withsecure::WithSecureConfig;
 use crate::sources::withsecure::backfill::{Progress, backfill as collect_window};
@@ -130,7 +128,7 @@ async fn run(
     // The tenant's SIEM connections created through the API are its sinks too, as in the daemon.
     let config = crate::api::siem::merge(config, &store.api_sinks().await.context("cannot read the API's SIEM connections")?);
     let tenant = config.tenants.iter().find(|t| t.name == tenant).expect("planned");
-    let sinks = Sinks::start(&config, tenant, &store).await?;
+    let sinks = Sinks::start(&config, tenant, &store, Some("backfill")).await?;
     let usage = UsageMeter::new();
     let emitter = Emitter::new(sinks.map.clone(), tenant.sinks.clone(), usage.clone());
     let cancel = CancellationToken::new();
@@ -213,78 +211,6 @@ async fn report(label: String, progress: Arc<Progress>) {
         let at = progress.at().map(|(org, t)| format!(" (organization {org}, at {})", stamp(t))).unwrap_or_default();
         eprintln!("backfill {label}: {} pages, {} events so far{at}", now.0, now.1);
     }
-}
-
-/// This process's instances of the tenant's sinks, with outboxes of their own.
-struct Sinks {
-    map: SinkMap,
-    /// Each worker's name, which names its outbox in the store.
-    outboxes: Vec<String>,
-    joins: Vec<JoinHandle<()>>,
-}
-
-impl Sinks {
-    async fn start(config: &Config, tenant: &TenantConfig, store: &Store) -> anyhow::Result<Sinks> {
-        let map: SinkMap = Arc::new(RwLock::new(HashMap::new()));
-        let (mut outboxes, mut joins) = (Vec::new(), Vec::new());
-        for name in &tenant.sinks {
-            let sink = config.sinks.get(name).with_context(|| format!("sink `{name}` is not defined"))?;
-            // Refused events are dead-lettered under the sink's own name, where the daemon and the
-            // API show and retry them.
-            let instance = sink.settings.start(name, store, &sink.policy).with_context(|| format!("sink `{name}`"))?;
-            // `:` is not allowed in sink names: this outbox is no configured sink's.
-            let outbox = format!("backfill:{name}");
-            let (pending, pending_bytes) = store.outbox_size(&outbox).await?;
-            if pending > 0 {
-                eprintln!("backfill: delivering first the {pending} events an interrupted backfill left for sink `{name}`");
-            }
-            let status = SinkStatus::new(store.sink_stats(&outbox).await?, pending, pending_bytes);
-            let (handle, join) = sink_worker::spawn(outbox.clone(), instance, store.clone(), sink.policy.clone(), status);
-            map.write().expect("sink map poisoned").insert(name.clone(), handle);
-            outboxes.push(outbox);
-            joins.push(join);
-        }
-        Ok(Sinks { map, outboxes, joins })
-    }
-
-    /// Waits until the sinks delivered what their outboxes hold (unless interrupted), then stops
-    /// them. Returns the outboxes still holding events, with their counts.
-    async fn finish(self, store: &Store, cancel: &CancellationToken) -> anyhow::Result<Vec<(String, u64)>> {
-        let mut reported = tokio::time::Instant::now();
-        loop {
-            let waiting = holding(store, &self.outboxes).await?;
-            if waiting.is_empty() || cancel.is_cancelled() {
-                break;
-            }
-            if reported.elapsed() >= Duration::from_secs(5) {
-                reported = tokio::time::Instant::now();
-                let list: Vec<String> = waiting.iter().map(|(outbox, n)| format!("{n} in `{outbox}`")).collect();
-                eprintln!("backfill: waiting for the sinks to deliver what they hold: {}", list.join(", "));
-            }
-            tokio::select! {
-                _ = tokio::time::sleep(Duration::from_millis(200)) => {}
-                _ = cancel.cancelled() => {}
-            }
-        }
-        // Without their handles, the workers finish what they were given and stop.
-        self.map.write().expect("sink map poisoned").clear();
-        for join in self.joins {
-            let _ = join.await;
-        }
-        holding(store, &self.outboxes).await
-    }
-}
-
-/// The outboxes that hold events, with their counts.
-async fn holding(store: &Store, outboxes: &[String]) -> anyhow::Result<Vec<(String, u64)>> {
-    let mut holding = Vec::new();
-    for outbox in outboxes {
-        let (n, _) = store.outbox_size(outbox).await?;
-        if n > 0 {
-            holding.push((outbox.clone(), n));
-        }
-    }
-    Ok(holding)
 }
 
 /// Holds `state_dir/backfill.lock`, or None if another backfill holds it. Released on exit.

@@ -3,9 +3,12 @@
 
 mod backfill;
 mod check;
+mod collect;
 mod convert;
 mod demo;
+mod pull;
 mod run;
+mod sinks;
 mod status;
 mod store;
 mod testserver;
@@ -88,6 +91,34 @@ pub enum Command {
         /// Events persisted before this time; default: now.
         #[arg(long, value_parser = backfill::parse_time)]
         to: Option<chrono::DateTime<chrono::Utc>>,
+    },
+    /// Run every configured collector once and exit (for cron and containers). Without a config
+    /// file, configured by the original data collectors' environment variables and `.env`.
+    Collect {
+        /// A config file; default `sluice.yml` when it exists, else the environment.
+        #[arg(short, long)]
+        config: Option<PathBuf>,
+        /// List the collectors, their environment variables and whether each is configured.
+        #[arg(long)]
+        list: bool,
+    },
+    /// Pull one source of one tenant once. With `--dry-run`, print the requests and the first
+    /// records of each data set instead, delivering and saving nothing: try a definition first.
+    Pull {
+        #[arg(short, long, default_value = "sluice.yml")]
+        config: PathBuf,
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        source: String,
+        /// One data set (its tag) instead of all.
+        #[arg(long)]
+        dataset: Option<String>,
+        #[arg(long)]
+        dry_run: bool,
+        /// Records to print per data set with `--dry-run`.
+        #[arg(long, default_value_t = 3)]
+        records: usize,
     },
     /// Show each sink's health and statistics, as the running daemon last saved them.
     Status {
@@ -177,6 +208,17 @@ pub fn main() -> ExitCode {
         Command::Backfill { config, tenant, source, from, to } => {
             telemetry::init_logging(cli.log_format, cli.log_level.as_deref().or(Some("warn")), None);
             runtime().block_on(backfill::backfill(backfill::Request { config, tenant, source, from, to }))
+        }
+        Command::Collect { list: true, .. } => collect::list(),
+        Command::Collect { config, list: false } => {
+            // Progress of long exports on a terminal; problems only otherwise.
+            let level = if std::io::IsTerminal::is_terminal(&std::io::stderr()) { "info" } else { "warn" };
+            telemetry::init_logging(cli.log_format, cli.log_level.as_deref().or(Some(level)), None);
+            runtime().block_on(collect::collect(config))
+        }
+        Command::Pull { config, tenant, source, dataset, dry_run, records } => {
+            telemetry::init_logging(cli.log_format, cli.log_level.as_deref().or(Some("info")), None);
+            runtime().block_on(pull::pull(pull::Request { config, tenant, source, dataset, dry_run, records }))
         }
         Command::Testserver { listen } => runtime().block_on(testserver::testserver(listen)),
         Command::Demo { dir, events } => {

@@ -71,9 +71,6 @@ impl PathTemplate {
         if !literal.is_empty() {
             parts.push(Part::Literal(literal));
         }
-        if text.split(['/', '\\']).any(|c| c == "..") {
-            return Err("path must not contain `..` components".into());
-        }
         Ok(PathTemplate { parts })
     }
 
@@ -141,9 +138,11 @@ mod tests {
     }
 
     #[test]
-    fn rejects_unknown_variables_and_parent_dirs() {
+    fn rejects_unknown_variables_but_takes_the_original_relative_default() {
         assert!(PathTemplate::parse("out/%TENANT.json").unwrap_err().contains("%TENANT"));
-        assert!(PathTemplate::parse("out/../%TAG.json").is_err());
+        // The original data collectors' default `STORE_FILE`; only the variables are checked
+        // (tenant and source names cannot hold a `/` or `..`).
+        assert!(PathTemplate::parse("../data/source/%TAG/%TENANCY.json").is_ok());
         assert!(PathTemplate::parse("100%%/%TAG").is_ok());
     }
 }

@@ -49,6 +49,13 @@ pub trait SourceSettings: AnySettings + std::fmt::Debug + Send + Sync {
     fn collect_once(&self, _ctx: SourceContext) -> Option<BoxFuture<'static, Vec<DataSetReport>>> {
         None
     }
+
+    /// `sluice pull --dry-run`: logs the requests and prints up to `records` records of each
+    /// data set (or only of `dataset`) to stdout, delivering and saving nothing. `None` for
+    /// sources that do not pull.
+    fn preview(&self, _ctx: SourceContext, _dataset: Option<String>, _records: usize) -> Option<BoxFuture<'static, anyhow::Result<()>>> {
+        None
+    }
 }
 
 /// What one data set of a one-off collection did.

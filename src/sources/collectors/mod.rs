@@ -94,6 +94,10 @@ impl<V: Vendor> SourceSettings for Builtin<V> {
     fn collect_once(&self, ctx: SourceContext) -> Option<BoxFuture<'static, Vec<DataSetReport>>> {
         self.pull.collect_once(ctx)
     }
+
+    fn preview(&self, ctx: SourceContext, dataset: Option<String>, records: usize) -> Option<BoxFuture<'static, anyhow::Result<()>>> {
+        self.pull.preview(ctx, dataset, records)
+    }
 }
 
 /// A built-in collector from the environment (`sluice collect`), as the original data

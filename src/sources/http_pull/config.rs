@@ -86,6 +86,22 @@ pub enum Auth {
     },
 }
 
+impl Auth {
+    /// The secret values, to keep them out of notifications.
+    pub fn secrets(&self) -> Vec<String> {
+        match self {
+            Auth::None => Vec::new(),
+            Auth::Basic { password, .. } => vec![password.expose().to_string()],
+            Auth::Bearer { token } => vec![token.expose().to_string()],
+            Auth::Header { value, .. } => vec![value.expose().to_string()],
+            Auth::Oauth2 { client_secret, .. } => vec![client_secret.expose().to_string()],
+            Auth::Sigv4 { secret_access_key, session_token, .. } => {
+                std::iter::once(secret_access_key).chain(session_token).map(|s| s.expose().to_string()).collect()
+            }
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum CredentialsIn {

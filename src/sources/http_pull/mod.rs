@@ -48,6 +48,54 @@ impl SourceSettings for HttpPullConfig {
         let config = Arc::new(self.clone());
         Some(Box::pin(async move { run_once(&config, &ctx).await }))
     }
+
+    fn preview(&self, ctx: SourceContext, dataset: Option<String>, records: usize) -> Option<BoxFuture<'static, anyhow::Result<()>>> {
+        let config = self.clone();
+        Some(Box::pin(async move { preview(&config, &ctx, dataset.as_deref(), records).await }))
+    }
+}
+
+/// Walks each data set until `records` records were printed; saves and delivers nothing.
+async fn preview(config: &HttpPullConfig, ctx: &SourceContext, dataset: Option<&str>, records: usize) -> anyhow::Result<()> {
+    if let Some(wanted) = dataset
+        && !config.datasets.iter().any(|d| d.tag == wanted)
+    {
+        let known: Vec<&str> = config.datasets.iter().map(|d| d.tag.as_str()).collect();
+        anyhow::bail!("no data set `{wanted}`; known: {}", known.join(", "));
+    }
+    let mut client = client::Client::new(config, ctx.tenant.clone(), ctx.cancel.clone(), None)?;
+    client.trace = true;
+    for ds in config.datasets.iter().filter(|d| dataset.is_none_or(|w| w == d.tag)) {
+        let cursor = match &ds.cursor {
+            None => None,
+            Some(c) => Some(match ctx.store.checkpoint(&ctx.tenant, &ctx.source, &ds.tag).await? {
+                Some(text) => serde_json::from_str::<StreamPosition>(&text)?.cursor,
+                None => c.initial.render_text(&template::Vars::default()).map_err(|e| anyhow!("cursor.initial: {e}"))?,
+            }),
+        };
+        let mut out = PrintOutput { left: records, shown: 0 };
+        walk::walk(&mut client, ds, cursor.as_deref(), &mut out).await.with_context(|| format!("data set `{}`", ds.tag))?;
+        eprintln!("{}: {} records shown", ds.tag, out.shown);
+    }
+    Ok(())
+}
+
+struct PrintOutput {
+    left: usize,
+    shown: usize,
+}
+
+impl Output for PrintOutput {
+    fn page(&mut self, records: Vec<Value>) -> BoxFuture<'_, anyhow::Result<Flow>> {
+        Box::pin(async move {
+            for record in records.into_iter().take(self.left) {
+                println!("{}", serde_json::to_string_pretty(&record)?);
+                self.left -= 1;
+                self.shown += 1;
+            }
+            Ok(if self.left == 0 { Flow::Stop } else { Flow::Continue })
+        })
+    }
 }
 
 async fn run(config: Arc<HttpPullConfig>, ctx: SourceContext) -> anyhow::Result<()> {
@@ -56,6 +104,10 @@ async fn run(config: Arc<HttpPullConfig>, ctx: SourceContext) -> anyhow::Result<
     if !sleep_or_cancel(&ctx, jitter(spread)).await {
         return Ok(());
     }
+    let slack = crate::notify::slack();
+    if let Some(slack) = slack {
+        slack.hide(config.auth.secrets());
+    }
     loop {
         let started = tokio::time::Instant::now();
         let reports = run_once(&config, &ctx).await;
@@ -63,6 +115,13 @@ async fn run(config: Arc<HttpPullConfig>, ctx: SourceContext) -> anyhow::Result<
             return Ok(());
         }
         for r in &reports {
+            if let Some(slack) = slack {
+                let key = format!("{} of tenant {}, data set {}", ctx.source, ctx.tenant, r.tag);
+                match &r.result {
+                    Ok(()) => slack.recovered(&key, &format!("Collection recovered: {key}")).await,
+                    Err(e) => slack.tell(&key, crate::notify::Level::Error, &format!("Collection failed: {key}: {e:#}")).await,
+                }
+            }
             match &r.result {
                 Ok(()) => tracing::info!(tenant = %ctx.tenant, source = %ctx.source, tag = %r.tag, records = r.records,
                     took = ?r.took, "data set collected"),
@@ -128,7 +187,7 @@ async fn collect_snapshot(client: &mut client::Client, ds: &DataSet, ctx: &Sourc
         Ok(w) => w,
         Err(e) => return (0, Err(e)),
     };
-    let mut out = SpoolOutput { writer };
+    let mut out = SpoolOutput { writer, tag: ds.tag.clone(), reported: Instant::now() };
     if let Err(e) = walk::walk(client, ds, None, &mut out).await {
         return (out.writer.records(), Err(e));
     }
@@ -156,6 +215,9 @@ async fn collect_snapshot(client: &mut client::Client, ds: &DataSet, ctx: &Sourc
 
 struct SpoolOutput {
     writer: SnapshotWriter,
+    tag: String,
+    /// When progress was last logged: a large export takes minutes.
+    reported: Instant,
 }
 
 impl Output for SpoolOutput {
@@ -164,10 +226,17 @@ impl Output for SpoolOutput {
             for record in records {
                 self.writer.push(record)?;
             }
+            if self.reported.elapsed() >= PROGRESS_EVERY {
+                self.reported = Instant::now();
+                tracing::info!(tag = %self.tag, records = self.writer.records(), "collecting");
+            }
             Ok(Flow::Continue)
         })
     }
 }
+
+/// How often a long collection logs how far it got.
+const PROGRESS_EVERY: Duration = Duration::from_secs(10);
 
 /// A stream's saved position: the cursor value and the ids delivered at exactly that value.
 #[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize)]
