@@ -426,3 +426,74 @@ async fn error_text(response: reqwest::Response) -> String {
     });
     redact_urls(&found.unwrap_or_else(|| text.chars().take(300).collect()))
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use axum::http::HeaderMap as Headers;
+
+    use super::*;
+
+    /// A server that answers `[]` and keeps every request's headers.
+    async fn recorder() -> (String, Arc<Mutex<Vec<Headers>>>) {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let kept = seen.clone();
+        let app = axum::Router::new().fallback(move |headers: Headers| {
+            let kept = kept.clone();
+            async move {
+                kept.lock().unwrap().push(headers);
+                "[]"
+            }
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        (url, seen)
+    }
+
+    async fn send_with(auth: Value) -> Headers {
+        let (url, seen) = recorder().await;
+        let config: HttpPullConfig = serde_json::from_value(serde_json::json!({
+            "base_url": url, "auth": auth, "datasets": [{"tag": "t", "request": {"path": "/x"}}]
+        }))
+        .unwrap();
+        let mut client = Client::new(&config, "acme".into(), CancellationToken::new(), None).unwrap();
+        let request =
+            Outgoing { method: Method::POST, url: client.url("/x?a=1").unwrap(), headers: Vec::new(), body: Some(serde_json::json!({})) };
+        client.send(&request, &[]).await.unwrap();
+        seen.lock().unwrap().pop().unwrap()
+    }
+
+    #[tokio::test]
+    async fn each_auth_kind_sends_its_header() {
+        let basic = send_with(serde_json::json!({"type": "basic", "username": "u", "password": "p"})).await;
+        assert_eq!(basic["authorization"], "Basic dTpw");
+        let bearer = send_with(serde_json::json!({"type": "bearer", "token": "t0k"})).await;
+        assert_eq!(bearer["authorization"], "Bearer t0k");
+        let header = send_with(serde_json::json!({"type": "header", "name": "X-ApiKeys", "value": "accessKey=a;secretKey=s"})).await;
+        assert_eq!(header["x-apikeys"], "accessKey=a;secretKey=s");
+        let sigv4 = send_with(serde_json::json!({
+            "type": "sigv4", "access_key_id": "AKID", "secret_access_key": "s3cr3t", "session_token": "tok", "region": "eu-west-1", "service": "securityhub"
+        }))
+        .await;
+        let auth = sigv4["authorization"].to_str().unwrap();
+        assert!(auth.starts_with("AWS4-HMAC-SHA256 Credential=AKID/") && auth.contains("/eu-west-1/securityhub/aws4_request"), "{auth}");
+        assert!(auth.contains("SignedHeaders=") && auth.contains("x-amz-date"), "{auth}");
+        assert_eq!(sigv4["x-amz-security-token"], "tok");
+    }
+
+    #[test]
+    fn paths_join_below_the_base_and_next_links_keep_their_prefix() {
+        let config = |base: &str| -> HttpPullConfig {
+            serde_json::from_value(serde_json::json!({"base_url": base, "datasets": [{"tag": "t", "request": {"path": "/x"}}]})).unwrap()
+        };
+        let c = Client::new(&config("https://api.snyk.io"), "t".into(), CancellationToken::new(), None).unwrap();
+        assert_eq!(c.url("/rest/orgs?version=1").unwrap().as_str(), "https://api.snyk.io/rest/orgs?version=1");
+        let c = Client::new(&config("https://h/prefix"), "t".into(), CancellationToken::new(), None).unwrap();
+        assert_eq!(c.url("/a").unwrap().as_str(), "https://h/prefix/a");
+        assert_eq!(c.url("/prefix/a?b=1").unwrap().as_str(), "https://h/prefix/a?b=1");
+        assert_eq!(c.url("").unwrap().as_str(), "https://h/prefix");
+        assert_eq!(c.url("https://other/x").unwrap().as_str(), "https://other/x");
+    }
+}

@@ -1,0 +1,413 @@
+//! The built-in collectors and user-written `http_pull` definitions end to end: the real binary
+//! (`sluice collect`, `sluice run`, `sluice pull`, `sluice check`) against the vendor emulators.
+
+mod common;
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use common::{Sluice, count_lines, wait_until};
+use serde_json::Value;
+use sluice_emulators::{crowdstrike, knowbe4, okta, snyk, tenable};
+
+const CID: &str = "0123456789abcdef0123456789abcdef";
+const ORG: &str = "3f1f2737-d0f0-4222-805d-264bd94b87b0";
+
+struct Vendors {
+    cs: crowdstrike::Emulator,
+    tenable: tenable::Emulator,
+    okta: okta::Emulator,
+    snyk: snyk::Emulator,
+    kb4: knowbe4::Emulator,
+}
+
+const RECORDS: u64 = 700;
+
+async fn vendors() -> Vendors {
+    let any = "127.0.0.1:0".parse().unwrap();
+    let cs = crowdstrike::Emulator::start(any, Default::default()).await.unwrap();
+    cs.add_client("falcon-id", "falcon-secret", CID);
+    cs.set_hosts(CID, RECORDS);
+    cs.set_vulnerabilities(CID, 2 * RECORDS);
+    // Exports finish on the first status poll: the tests wait for nothing.
+    let fast = tenable::Options { queued_polls: 0, processing_polls: 0, empty_chunk: true, ..Default::default() };
+    let tenable = tenable::Emulator::start(any, fast).await.unwrap();
+    tenable.add_keys("tio-access", "tio-secret");
+    for kind in [tenable::ExportKind::Vulns, tenable::ExportKind::Assets, tenable::ExportKind::Compliance, tenable::ExportKind::WasVulns] {
+        tenable.set_count("tio-access", kind, RECORDS);
+    }
+    let okta = okta::Emulator::start(any, Default::default()).await.unwrap();
+    okta.add_token("okta-token");
+    okta.set_users("okta-token", RECORDS, 5);
+    let snyk = snyk::Emulator::start(any, Default::default()).await.unwrap();
+    snyk.add_token("snyk-token");
+    snyk.add_org("snyk-token", ORG, "Acme");
+    snyk.set_projects(ORG, 150);
+    snyk.set_issues(ORG, RECORDS);
+    snyk.set_members(ORG, 12);
+    let kb4 = knowbe4::Emulator::start(any, Default::default()).await.unwrap();
+    kb4.add_key("kb4-key");
+    kb4.set_enrollments("kb4-key", RECORDS);
+    Vendors { cs, tenable, okta, snyk, kb4 }
+}
+
+impl Vendors {
+    /// The original data collectors' variables for all five.
+    fn env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("FALCON_CLIENT_ID", "falcon-id".into()),
+            ("FALCON_SECRET", "falcon-secret".into()),
+            ("FALCON_BASE_URL", self.cs.url()),
+            ("TIO_ACCESS_KEY", "tio-access".into()),
+            ("TIO_SECRET_KEY", "tio-secret".into()),
+            ("TIO_URL", self.tenable.url()),
+            ("OKTA_DOMAIN", self.okta.url()),
+            ("OKTA_TOKEN", "okta-token".into()),
+            ("SNYK_TOKEN", "snyk-token".into()),
+            ("SNYK_ENDPOINT", self.snyk.url()),
+            ("KNOWBE4_TOKEN", "kb4-key".into()),
+            ("KNOWBE4_ENDPOINT", format!("{}/v1/training/enrollments", self.kb4.url())),
+            ("TENANCY", "acme".into()),
+        ]
+    }
+}
+
+/// Runs the binary in `cwd` with only `env` (and PATH) set, off the runtime's threads so the
+/// emulators keep serving.
+async fn sluice(cwd: &Path, args: &[&str], env: Vec<(&'static str, String)>) -> Output {
+    let (cwd, args) = (cwd.to_path_buf(), args.iter().map(|a| a.to_string()).collect::<Vec<_>>());
+    tokio::task::spawn_blocking(move || {
+        Command::new(env!("CARGO_BIN_EXE_sluice"))
+            .args(&args)
+            .current_dir(&cwd)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .envs(env)
+            .output()
+            .expect("run sluice")
+    })
+    .await
+    .unwrap()
+}
+
+fn text(out: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+}
+
+/// A file the original's `STORE_FILE` default names: a JSON array of records.
+fn snapshot(dir: &Path, tag: &str) -> Vec<Value> {
+    let path = dir.join(format!("data/source/{tag}/acme.json"));
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{} is not a JSON array: {e}", path.display()))
+}
+
+fn upload_ids(records: &[Value]) -> HashSet<String> {
+    records.iter().map(|r| r["_upload_id"].as_str().expect("_upload_id").to_string()).collect()
+}
+
+const EXPECTED: &[(&str, u64)] = &[
+    ("crowdstrike_hosts", RECORDS),
+    ("crowdstrike_vulnerabilities", 2 * RECORDS),
+    ("tenable_findings", RECORDS),
+    ("tenable_assets", RECORDS),
+    ("tenable_was", RECORDS),
+    ("tenable_vulnerabilities", RECORDS),
+    ("okta_users", RECORDS),
+    ("snyk_organizations", 1),
+    ("snyk_members", 12),
+    ("snyk_projects", 150),
+    ("snyk_issues", RECORDS),
+    ("knowbe4_enrollments", RECORDS),
+];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn collect_from_the_environment_writes_every_data_set_in_the_original_shape() {
+    let v = vendors().await;
+    let dir = tempfile::tempdir().unwrap();
+    let cwd = dir.path().join("collectors");
+    std::fs::create_dir_all(&cwd).unwrap();
+    let out = sluice(&cwd, &["collect"], v.env()).await;
+    assert!(out.status.success(), "{}", text(&out));
+    let report = text(&out);
+    for (tag, count) in EXPECTED {
+        let records = snapshot(dir.path(), tag);
+        assert_eq!(records.len() as u64, *count, "{tag}");
+        assert!(report.contains(&format!("acme/{} {tag}: {count} records", tag.split('_').next().unwrap())), "{tag}: {report}");
+        assert_eq!(upload_ids(&records).len(), 1, "{tag}: one _upload_id per snapshot");
+        assert!(records.iter().all(|r| r["_tenancy"] == "acme" && r["_upload_timestamp"].as_str().is_some_and(|t| t.len() == 19)));
+    }
+    // The Zero Trust data set is the hosts that have an assessment.
+    let zta = snapshot(dir.path(), "crowdstrike_zero_trust_assessment");
+    assert!(zta.len() as u64 > RECORDS / 2 && (zta.len() as u64) < RECORDS, "{}", zta.len());
+    // Okta users in the original's field names, deprovisioned users left out as the API does.
+    let user = &snapshot(dir.path(), "okta_users")[0];
+    assert!(user["profile"]["first_name"].is_string() && user["type"]["id"].is_string() && user.get("statusChanged").is_none(), "{user}");
+    let hosts = snapshot(dir.path(), "crowdstrike_hosts");
+    let unique: HashSet<&str> = hosts.iter().map(|h| h["device_id"].as_str().unwrap()).collect();
+    assert_eq!(unique.len() as u64, RECORDS, "every host once");
+    read_back_with_duckdb(dir.path());
+
+    // A second run replaces every snapshot whole: new upload ids, the same counts, nothing left over.
+    let first = upload_ids(&snapshot(dir.path(), "okta_users"));
+    let out = sluice(&cwd, &["collect"], v.env()).await;
+    assert!(out.status.success(), "{}", text(&out));
+    let second = snapshot(dir.path(), "okta_users");
+    assert_eq!(second.len() as u64, RECORDS);
+    assert!(upload_ids(&second).is_disjoint(&first));
+    let leftovers: Vec<_> = walk(&dir.path().join("data")).into_iter().filter(|p| !p.to_string_lossy().ends_with("acme.json")).collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+    // No token, secret or key is ever in the output.
+    assert!(!text(&out).contains("falcon-secret") && !text(&out).contains("tio-secret"));
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() { out.extend(walk(&path)) } else { out.push(path) }
+    }
+    out
+}
+
+/// The metrics step of the original reads `read_json('…/%TAG/*.json')` with DuckDB.
+fn read_back_with_duckdb(dir: &Path) {
+    let script = "import duckdb, sys\nfor tag, n in [('okta_users', int(sys.argv[2])), ('tenable_vulnerabilities', int(sys.argv[2]))]:\n    got = duckdb.sql(f\"select count(*), count(distinct _upload_id) from read_json('{sys.argv[1]}/data/source/{tag}/*.json')\").fetchall()[0]\n    assert got == (n, 1), (tag, got)\nprint('duckdb ok')\n";
+    let out = Command::new("python3").args(["-c", script, &dir.display().to_string(), &RECORDS.to_string()]).output();
+    match out {
+        Ok(o) if o.status.success() => {}
+        Ok(o)
+            if String::from_utf8_lossy(&o.stderr).contains("No module named 'duckdb'")
+                && std::env::var("SLUICE_REQUIRE_DUCKDB").is_err() =>
+        {
+            eprintln!("skipping the DuckDB read-back: python3 has no duckdb (pip install duckdb)")
+        }
+        Ok(o) => panic!("DuckDB could not read the files: {}", String::from_utf8_lossy(&o.stderr)),
+        Err(e) => panic!("python3: {e}"),
+    }
+}
+
+/// A config file with the given sources for tenant `acme`, into the original's file layout.
+fn config(dir: &Path, sources: &str) -> PathBuf {
+    let d = dir.display();
+    let text = format!(
+        "state_dir: {d}/state\nsinks:\n  files: {{type: file, path: \"{d}/data/source/%TAG/%TENANCY.json\"}}\n  events: {{type: file, path: \"{d}/events/%TAG.jsonl\", format: raw}}\ntenants:\n  - name: acme\n    sources:\n{sources}    sinks: [files, events]\n"
+    );
+    let path = dir.join("sluice.yml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_export_keeps_the_last_complete_snapshot_and_a_429_storm_is_waited_out() {
+    let v = vendors().await;
+    let dir = tempfile::tempdir().unwrap();
+    let sources = format!(
+        "      - {{name: tenable, type: tenable, access_key: tio-access, secret_key: tio-secret, base_url: \"{}\", datasets: [tenable_findings, tenable_assets], retry: {{max_attempts: 2, initial_backoff: 10ms}}}}\n      - {{name: okta, type: okta, domain: \"{}\", token: okta-token}}\n",
+        v.tenable.url(),
+        v.okta.url()
+    );
+    let cfg = config(dir.path(), &sources);
+    let cfg_arg = cfg.display().to_string();
+    let out = sluice(dir.path(), &["collect", "-c", &cfg_arg], vec![]).await;
+    assert!(out.status.success(), "{}", text(&out));
+    let good = upload_ids(&snapshot(dir.path(), "tenable_findings"));
+
+    // The next findings export ends in ERROR after half its chunks; Okta throttles meanwhile.
+    v.tenable.fail_next_jobs(1);
+    v.okta.throttle_next(4, Duration::from_secs(1));
+    let out = sluice(dir.path(), &["collect", "-c", &cfg_arg], vec![]).await;
+    assert_eq!(out.status.code(), Some(1), "a failed data set fails the run: {}", text(&out));
+    let report = text(&out);
+    assert!(report.contains("tenable_findings: failed") && report.contains("ERROR"), "{report}");
+    assert!(report.contains(&format!("tenable_assets: {RECORDS} records")), "the other data sets still run: {report}");
+    assert!(report.contains(&format!("okta_users: {RECORDS} records")), "the 429s were waited out: {report}");
+    let kept = snapshot(dir.path(), "tenable_findings");
+    assert_eq!(upload_ids(&kept), good, "the last complete snapshot stays");
+    assert_eq!(kept.len() as u64, RECORDS);
+    let throttled = v.okta.requests().iter().filter(|r| r.status == Some(429)).count();
+    assert_eq!(throttled, 4);
+    assert!(walk(&dir.path().join("state/spool")).is_empty(), "a failed run leaves no spool");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_expiring_mid_paging_is_renewed_and_nothing_is_missed() {
+    let v = vendors().await;
+    v.cs.set_vulnerabilities(CID, 30_000);
+    let dir = tempfile::tempdir().unwrap();
+    // 75 pages at 20 requests a second: long enough to expire the token in the middle.
+    let sources = format!(
+        "      - {{name: falcon, type: crowdstrike, client_id: falcon-id, client_secret: falcon-secret, base_url: \"{}\", datasets: [crowdstrike_vulnerabilities], rate_limit_per_minute: 1200}}\n",
+        v.cs.url()
+    );
+    let cfg = config(dir.path(), &sources).display().to_string();
+    let run = {
+        let dir = dir.path().to_path_buf();
+        tokio::spawn(async move { sluice(&dir, &["collect", "-c", &cfg], vec![]).await })
+    };
+    let spotlight = |v: &Vendors| v.cs.requests().iter().filter(|r| r.path.starts_with("/spotlight")).count();
+    while spotlight(&v) < 10 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    v.cs.expire_tokens();
+    let out = run.await.unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let records = snapshot(dir.path(), "crowdstrike_vulnerabilities");
+    assert_eq!(records.len(), 30_000);
+    let ids: HashSet<&str> = records.iter().map(|r| r["id"].as_str().unwrap()).collect();
+    assert_eq!(ids.len(), 30_000, "no page twice");
+    let log = v.cs.requests();
+    let refused = log.iter().position(|r| r.status == Some(401)).expect("the expired token was refused once");
+    assert!(log[refused..].iter().any(|r| r.path == "/oauth2/token" && r.status == Some(201)), "a new token was fetched");
+    assert!(v.cs.max_requests_in_any_minute("falcon-id") <= 1300);
+}
+
+/// The CrowdStrike alerts as a user-written stream: OAuth 2, a POST body with the cursor, the
+/// `after` token in the body.
+fn alerts_stream(url: &str) -> String {
+    format!(
+        r#"      - name: alerts
+        type: http_pull
+        base_url: "{url}"
+        interval: 1s
+        auth: {{type: oauth2, token_url: "{url}/oauth2/token", client_id: falcon-id, client_secret: falcon-secret}}
+        datasets:
+          - tag: falcon_alerts
+            mode: stream
+            request:
+              method: POST
+              path: /alerts/combined/alerts/v1
+              body: {{filter: "updated_timestamp:>='{{{{cursor}}}}'", sort: "updated_timestamp|asc", limit: 100}}
+            records: /resources
+            paging: {{type: cursor, param: after, pointer: /meta/pagination/after, in_body: true}}
+            cursor: {{pointer: /updated_timestamp, initial: "{{{{now-30d}}}}"}}
+            id: /composite_id
+"#
+    )
+}
+
+fn alert_ids(path: &Path) -> Vec<String> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap()["composite_id"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_resumes_exactly_once_across_sigterm_and_kill_9() {
+    let v = vendors().await;
+    let start = chrono::Utc::now() - chrono::Duration::days(1);
+    // Several alerts share each instant, also across page boundaries.
+    let batch = |from: u64, n: u64| {
+        (from..from + n).map(|i| crowdstrike::sample_alert(CID, i, start + chrono::Duration::seconds((i / 3) as i64))).collect()
+    };
+    v.cs.add_alerts(CID, batch(0, 250));
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), &alerts_stream(&v.cs.url()));
+    let out = dir.path().join("events/falcon_alerts.jsonl");
+    let log = dir.path().join("sluice.log");
+
+    let daemon = Sluice::start(&cfg, &log);
+    wait_until(Duration::from_secs(30), || count_lines(&out) >= 250, || format!("{} of 250", count_lines(&out)));
+    assert_eq!(daemon.terminate(), 0);
+    v.cs.add_alerts(CID, batch(250, 100));
+    let daemon = Sluice::start(&cfg, &log);
+    wait_until(Duration::from_secs(30), || count_lines(&out) >= 350, || format!("{} of 350", count_lines(&out)));
+    daemon.kill9();
+    v.cs.add_alerts(CID, batch(350, 100));
+    let daemon = Sluice::start(&cfg, &log);
+    wait_until(Duration::from_secs(30), || count_lines(&out) >= 450, || format!("{} of 450", count_lines(&out)));
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(daemon.terminate(), 0);
+
+    let ids = alert_ids(&out);
+    let unique: HashSet<&String> = ids.iter().collect();
+    assert_eq!(unique.len(), 450, "every alert delivered");
+    assert_eq!(ids.len(), 450, "none twice: the saved cursor and the ids at it");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn user_written_definitions_page_by_offset_and_preview_with_dry_run() {
+    let v = vendors().await;
+    v.cs.set_hosts(CID, 2_345);
+    let dir = tempfile::tempdir().unwrap();
+    let url = v.cs.url();
+    let sources = format!(
+        r#"      - name: hosts
+        type: http_pull
+        base_url: "{url}"
+        auth: {{type: oauth2, token_url: "{url}/oauth2/token", client_id: falcon-id, client_secret: falcon-secret}}
+        datasets:
+          - tag: host_ids
+            request: {{path: /devices/queries/devices/v1, query: {{limit: "500"}}}}
+            records: /resources
+            paging: {{type: offset, next: /meta/pagination/offset, total: /meta/pagination/total}}
+"#
+    );
+    let cfg = config(dir.path(), &sources).display().to_string();
+    let out =
+        sluice(dir.path(), &["pull", "-c", &cfg, "--tenant", "acme", "--source", "hosts", "--dry-run", "--records", "2"], vec![]).await;
+    assert!(out.status.success(), "{}", text(&out));
+    let shown = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(shown.lines().count(), 2, "two records, one per line (ids are strings): {shown}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/devices/queries/devices/v1"), "the requests are shown");
+    assert!(!dir.path().join("data").exists(), "a dry run writes nothing");
+
+    let out = sluice(dir.path(), &["pull", "-c", &cfg, "--tenant", "acme", "--source", "hosts"], vec![]).await;
+    assert!(out.status.success(), "{}", text(&out));
+    let ids = snapshot(dir.path(), "host_ids");
+    let unique: HashSet<&str> = ids.iter().map(|r| r["value"].as_str().unwrap()).collect();
+    assert_eq!(unique.len(), 2_345);
+    let offsets: Vec<String> =
+        v.cs.requests()
+            .iter()
+            .filter(|r| r.path == "/devices/queries/devices/v1")
+            .filter_map(|r| r.param("offset").map(str::to_string))
+            .collect();
+    assert_eq!(offsets, ["0", "0", "500", "1000", "1500", "2000"], "the dry run stopped after its first page; the run paged to the end");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_names_the_path_of_every_mistake_in_a_definition() {
+    let dir = tempfile::tempdir().unwrap();
+    let sources = r#"      - name: typo
+        type: http_pull
+        base_url: "https://api.example.com"
+        datasets:
+          - tag: a
+            request: {path: "/x?since={{cursr}}"}
+      - name: broken
+        type: http_pull
+        base_url: "not a url"
+        datasets:
+          - tag: a
+            mode: stream
+            request: {path: /x}
+          - tag: b
+            request: {path: /y}
+            records: resources
+            paging: {type: next_url, pointer: links.next}
+      - name: falcon
+        type: crowdstrike
+        client_id: x
+        client_secret: y
+        datasets: [crowdstrike_hostz]
+"#;
+    let cfg = config(dir.path(), sources).display().to_string();
+    let out = sluice(dir.path(), &["check", "-c", &cfg], vec![]).await;
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let report = text(&out);
+    let expected: BTreeMap<&str, &str> = BTreeMap::from([
+        ("unknown placeholder", "tenants[0].sources[0].datasets[0].request.path"),
+        ("not a URL", "tenants[0].sources[1].base_url"),
+        ("[0].cursor: a stream needs a cursor", "tenants[0].sources[1].datasets"),
+        ("[1].records", "tenants[0].sources[1].datasets"),
+        ("[1].paging.pointer", "tenants[0].sources[1].datasets"),
+        ("crowdstrike_hostz", "tenants[0].sources[2]"),
+    ]);
+    for (what, path) in expected {
+        assert!(report.lines().any(|l| l.contains(what) && l.contains(path)), "`{what}` at `{path}` in:\n{report}");
+    }
+}
