@@ -10,17 +10,17 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context;
-use futures::future::join_all;
+use futures::StreamExt;
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
 use super::EXIT_INVALID_CONFIG;
 use super::sinks::Sinks;
-use crate::config::Config;
+use crate::config::{Config, TenantConfig};
 use crate::notify::{self, Level};
 use crate::pipeline::Emitter;
+use crate::sources::SourceContext;
 use crate::sources::collectors::{self, COLLECTORS};
-use crate::sources::{DataSetReport, SourceContext};
 use crate::store::Store;
 use crate::store::lock::StateLock;
 use crate::usage::UsageMeter;
@@ -51,7 +51,7 @@ pub fn list() -> ExitCode {
     ExitCode::SUCCESS
 }
 
-pub async fn collect(config_path: Option<PathBuf>) -> ExitCode {
+pub async fn collect(config_path: Option<PathBuf>, parallel: usize) -> ExitCode {
     load_dotenv();
     let config = match &config_path {
         Some(path) => Config::load(path).map_err(|e| e.to_string()),
@@ -65,7 +65,7 @@ pub async fn collect(config_path: Option<PathBuf>) -> ExitCode {
             return ExitCode::from(EXIT_INVALID_CONFIG);
         }
     };
-    match run(config).await {
+    match run(config, parallel).await {
         Ok(code) => code,
         Err(e) => {
             eprintln!("collect: {e:#}");
@@ -75,7 +75,7 @@ pub async fn collect(config_path: Option<PathBuf>) -> ExitCode {
 }
 
 /// Collects once with every collector source of `config`.
-pub async fn run(config: Config) -> anyhow::Result<ExitCode> {
+pub async fn run(config: Config, parallel: usize) -> anyhow::Result<ExitCode> {
     let _lock = StateLock::acquire(&config.state_dir).context("the state directory is in use (is the daemon running on it?)")?;
     let store = Store::open(&config.state_dir).context("cannot open the store")?;
     let cancel = CancellationToken::new();
@@ -94,10 +94,16 @@ pub async fn run(config: Config) -> anyhow::Result<ExitCode> {
     let usage = UsageMeter::new();
     let mut failed = 0;
     let mut collectors = 0;
-    for tenant in &config.tenants {
-        let sinks = Sinks::start(&config, tenant, &store, None).await?;
+    // Every sink a tenant routes to, started once for all tenants.
+    let mut routed: Vec<String> = config.tenants.iter().flat_map(|t| t.sinks.iter().cloned()).collect();
+    routed.sort();
+    routed.dedup();
+    let all = TenantConfig { name: String::new(), sources: Vec::new(), sinks: routed };
+    let sinks = Sinks::start(&config, &all, &store, None).await?;
+    let runs = config.tenants.iter().flat_map(|tenant| {
         let emitter = Emitter::new(sinks.map.clone(), tenant.sinks.clone(), usage.clone());
-        let runs = tenant.sources.iter().filter_map(|source| {
+        let (store, cancel) = (store.clone(), cancel.clone());
+        tenant.sources.iter().filter_map(move |source| {
             let ctx = SourceContext {
                 tenant: tenant.name.as_str().into(),
                 source: source.name.as_str().into(),
@@ -108,29 +114,29 @@ pub async fn run(config: Config) -> anyhow::Result<ExitCode> {
             let once = source.settings.collect_once(ctx)?;
             let label = format!("{}/{}", tenant.name, source.name);
             Some(async move { (label, once.await) })
-        });
-        // Collectors run side by side; each one's data sets in turn.
-        let results: Vec<(String, Vec<DataSetReport>)> = join_all(runs).await;
-        collectors += results.len();
-        drop(emitter);
-        for (label, reports) in &results {
-            for r in reports {
-                match &r.result {
-                    Ok(()) => println!("{label} {}: {} records in {:.1} s", r.tag, r.records, r.took.as_secs_f64()),
-                    Err(e) => {
-                        failed += 1;
-                        let text = format!("{label} {}: failed after {} records: {e:#}", r.tag, r.records);
-                        println!("{}", slack.map_or_else(|| crate::settings::redact_urls(&text), |s| s.masked(&text)));
-                        if let Some(slack) = slack {
-                            slack.tell(&format!("{label} {}", r.tag), Level::Error, &format!("Collection failed: {text}")).await;
-                        }
+        })
+    });
+    // Collectors run side by side, `parallel` at a time; each one's data sets in turn.
+    let mut results = futures::stream::iter(runs).buffer_unordered(parallel.max(1));
+    while let Some((label, reports)) = results.next().await {
+        collectors += 1;
+        for r in &reports {
+            match &r.result {
+                Ok(()) => println!("{label} {}: {} records in {:.1} s", r.tag, r.records, r.took.as_secs_f64()),
+                Err(e) => {
+                    failed += 1;
+                    let text = format!("{label} {}: failed after {} records: {e:#}", r.tag, r.records);
+                    println!("{}", slack.map_or_else(|| crate::settings::redact_urls(&text), |s| s.masked(&text)));
+                    if let Some(slack) = slack {
+                        slack.tell(&format!("{label} {}", r.tag), Level::Error, &format!("Collection failed: {text}")).await;
                     }
                 }
             }
         }
-        for (outbox, events) in sinks.finish(&store, &cancel).await? {
-            eprintln!("collect: {events} events are still in the store for `{outbox}`; the next run delivers them first");
-        }
+    }
+    drop(results);
+    for (outbox, events) in sinks.finish(&store, &cancel).await? {
+        eprintln!("collect: {events} events are still in the store for `{outbox}`; the next run delivers them first");
     }
     usage.flush(&store).await;
     signals.abort();

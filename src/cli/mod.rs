@@ -101,6 +101,9 @@ pub enum Command {
         /// List the collectors, their environment variables and whether each is configured.
         #[arg(long)]
         list: bool,
+        /// Collectors (tenant × source) running at once.
+        #[arg(long, default_value_t = 8)]
+        parallel: usize,
     },
     /// Pull one source of one tenant once. With `--dry-run`, print the requests and the first
     /// records of each data set instead, delivering and saving nothing: try a definition first.
@@ -210,11 +213,11 @@ pub fn main() -> ExitCode {
             runtime().block_on(backfill::backfill(backfill::Request { config, tenant, source, from, to }))
         }
         Command::Collect { list: true, .. } => collect::list(),
-        Command::Collect { config, list: false } => {
+        Command::Collect { config, list: false, parallel } => {
             // Progress of long exports on a terminal; problems only otherwise.
             let level = if std::io::IsTerminal::is_terminal(&std::io::stderr()) { "info" } else { "warn" };
             telemetry::init_logging(cli.log_format, cli.log_level.as_deref().or(Some(level)), None);
-            runtime().block_on(collect::collect(config))
+            runtime().block_on(collect::collect(config, parallel))
         }
         Command::Pull { config, tenant, source, dataset, dry_run, records } => {
             telemetry::init_logging(cli.log_format, cli.log_level.as_deref().or(Some("info")), None);

@@ -45,7 +45,7 @@ pub async fn pull(request: Request) -> ExitCode {
             return ExitCode::from(EXIT_INVALID_CONFIG);
         }
         config.tenants.retain(|t| t.name == request.tenant);
-        return match super::collect::run(config).await {
+        return match super::collect::run(config, 1).await {
             Ok(code) => code,
             Err(e) => {
                 eprintln!("pull: {e:#}");
