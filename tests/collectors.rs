@@ -217,7 +217,8 @@ async fn a_failed_export_keeps_the_last_complete_snapshot_and_a_429_storm_is_wai
     // The next findings export ends in ERROR after half its chunks; Okta throttles meanwhile.
     v.tenable.fail_next_jobs(1);
     v.okta.throttle_next(4, Duration::from_secs(1));
-    let out = sluice(dir.path(), &["collect", "-c", &cfg_arg], vec![]).await;
+    let (webhook, messages) = slack_webhook().await;
+    let out = sluice(dir.path(), &["collect", "-c", &cfg_arg], vec![("SLACK_WEBHOOK", webhook)]).await;
     assert_eq!(out.status.code(), Some(1), "a failed data set fails the run: {}", text(&out));
     let report = text(&out);
     assert!(report.contains("tenable_findings: failed") && report.contains("ERROR"), "{report}");
@@ -229,6 +230,33 @@ async fn a_failed_export_keeps_the_last_complete_snapshot_and_a_429_storm_is_wai
     let throttled = v.okta.requests().iter().filter(|r| r.status == Some(429)).count();
     assert_eq!(throttled, 4);
     assert!(walk(&dir.path().join("state/spool")).is_empty(), "a failed run leaves no spool");
+    // The original's Slack messages: start, the failure (without the keys), the end.
+    let texts: Vec<String> = messages.lock().unwrap().iter().map(|m| m["text"].as_str().unwrap().to_string()).collect();
+    assert!(messages.lock().unwrap().iter().all(|m| m["type"] == "mrkdwn"));
+    assert!(texts[0].starts_with(":information_source: Starting the collection process"), "{texts:?}");
+    assert!(texts.iter().any(|t| t.starts_with(":x: Collection failed") && t.contains("tenable_findings")), "{texts:?}");
+    assert!(texts.last().unwrap().starts_with(":warning: Completed with the collection process"), "{texts:?}");
+    assert!(texts.iter().all(|t| !t.contains("tio-secret")), "{texts:?}");
+}
+
+/// A Slack incoming webhook that keeps what it is sent.
+async fn slack_webhook() -> (String, std::sync::Arc<std::sync::Mutex<Vec<Value>>>) {
+    let messages = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let kept = messages.clone();
+    let app = axum::Router::new().route(
+        "/services/T0/B0/x",
+        axum::routing::post(move |axum::Json(body): axum::Json<Value>| {
+            let kept = kept.clone();
+            async move {
+                kept.lock().unwrap().push(body);
+                "ok"
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/services/T0/B0/x", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (url, messages)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -410,4 +438,115 @@ async fn check_names_the_path_of_every_mistake_in_a_definition() {
     for (what, path) in expected {
         assert!(report.lines().any(|l| l.contains(what) && l.contains(path)), "`{what}` at `{path}` in:\n{report}");
     }
+}
+
+/// One collector in a config of its own, with short retries and a pace slow enough to inject a
+/// fault in the middle of a run.
+fn one_collector(v: &Vendors, kind: &str) -> String {
+    let opts = "rate_limit_per_minute: 600, retry: {max_attempts: 2, initial_backoff: 10ms}";
+    match kind {
+        "crowdstrike" => format!(
+            "      - {{name: crowdstrike, type: crowdstrike, client_id: falcon-id, client_secret: falcon-secret, base_url: \"{}\", datasets: [crowdstrike_vulnerabilities], {opts}}}\n",
+            v.cs.url()
+        ),
+        "tenable" => format!(
+            "      - {{name: tenable, type: tenable, access_key: tio-access, secret_key: tio-secret, base_url: \"{}\", datasets: [tenable_vulnerabilities], {opts}}}\n",
+            v.tenable.url()
+        ),
+        "okta" => format!("      - {{name: okta, type: okta, domain: \"{}\", token: okta-token, {opts}}}\n", v.okta.url()),
+        "snyk" => format!(
+            "      - {{name: snyk, type: snyk, token: snyk-token, endpoint: \"{}\", datasets: [snyk_issues], {opts}}}\n",
+            v.snyk.url()
+        ),
+        "knowbe4" => format!(
+            "      - {{name: knowbe4, type: knowbe4, token: kb4-key, endpoint: \"{}/v1/training/enrollments\", {opts}}}\n",
+            v.kb4.url()
+        ),
+        _ => unreachable!(),
+    }
+}
+
+fn inject(v: &Vendors, kind: &str, fault: &str) {
+    match (kind, fault) {
+        ("crowdstrike", "5xx") => v.cs.fail_next(10, 500),
+        ("tenable", "5xx") => v.tenable.fail_next(10, 502),
+        ("okta", "5xx") => v.okta.fail_next(10, 500),
+        ("snyk", "5xx") => v.snyk.fail_next(10, 503),
+        ("knowbe4", "5xx") => v.kb4.fail_next(10, 500),
+        ("crowdstrike", "429") => v.cs.throttle_next(3, Duration::from_secs(1)),
+        ("tenable", "429") => v.tenable.throttle_next(3, 1),
+        ("okta", "429") => v.okta.throttle_next(3, Duration::from_secs(1)),
+        ("snyk", "429") => v.snyk.throttle_next(3),
+        ("knowbe4", "429") => v.kb4.throttle_next(3),
+        _ => unreachable!(),
+    }
+}
+
+fn requests(v: &Vendors, kind: &str) -> usize {
+    match kind {
+        "crowdstrike" => v.cs.requests().len(),
+        "tenable" => v.tenable.requests().len(),
+        "okta" => v.okta.requests().len(),
+        "snyk" => v.snyk.requests().len(),
+        _ => v.kb4.requests().len(),
+    }
+}
+
+/// For every collector: a 429 storm in the middle of a run is waited out and the snapshot is
+/// complete; 5xx answers in the middle of a run that outlast the retries fail that run and leave
+/// the previous complete snapshot as it was, with no part of the new one visible.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_collector_survives_a_429_storm_and_keeps_its_last_snapshot_through_5xx() {
+    let v = vendors().await;
+    v.tenable.set_count("tio-access", tenable::ExportKind::Vulns, 4 * RECORDS);
+    let expected = [
+        ("crowdstrike", "crowdstrike_vulnerabilities", 2 * RECORDS),
+        ("tenable", "tenable_vulnerabilities", 4 * RECORDS),
+        ("okta", "okta_users", RECORDS),
+        ("snyk", "snyk_issues", RECORDS),
+        ("knowbe4", "knowbe4_enrollments", RECORDS),
+    ];
+    for (kind, tag, count) in expected {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = config(dir.path(), &one_collector(&v, kind)).display().to_string();
+        let mut previous = HashSet::new();
+        for fault in ["429", "5xx"] {
+            let before = requests(&v, kind);
+            let run = {
+                let (dir, cfg) = (dir.path().to_path_buf(), cfg.clone());
+                tokio::spawn(async move { sluice(&dir, &["collect", "-c", &cfg], vec![]).await })
+            };
+            // Past the first requests (the token, the export's start): mid-snapshot.
+            while requests(&v, kind) < before + 3 && !run.is_finished() {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            inject(&v, kind, fault);
+            let out = run.await.unwrap();
+            let records = snapshot(dir.path(), tag);
+            if fault == "429" {
+                assert!(out.status.success(), "{kind}: {}", text(&out));
+                assert_eq!(records.len() as u64, count, "{kind}: complete after the 429s");
+                previous = upload_ids(&records);
+            } else {
+                assert_eq!(out.status.code(), Some(1), "{kind}: {}", text(&out));
+                assert_eq!(upload_ids(&records), previous, "{kind}: the last complete snapshot stays");
+                assert_eq!(records.len() as u64, count, "{kind}");
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_export_whose_chunks_expire_fails_without_touching_the_last_snapshot() {
+    let v = vendors().await;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), &one_collector(&v, "tenable")).display().to_string();
+    let out = sluice(dir.path(), &["collect", "-c", &cfg], vec![]).await;
+    assert!(out.status.success(), "{}", text(&out));
+    let good = upload_ids(&snapshot(dir.path(), "tenable_vulnerabilities"));
+    v.tenable.expire_next_job(Duration::ZERO);
+    let out = sluice(dir.path(), &["collect", "-c", &cfg], vec![]).await;
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("404"), "{}", text(&out));
+    assert_eq!(upload_ids(&snapshot(dir.path(), "tenable_vulnerabilities")), good);
 }
