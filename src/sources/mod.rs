@@ -31,6 +31,8 @@ pub static SOURCE_TYPES: &[SourceType] = &[
     SourceType::new::<collectors::Builtin<collectors::okta::Okta>>("okta"),
     SourceType::new::<collectors::Builtin<collectors::snyk::Snyk>>("snyk"),
     SourceType::new::<collectors::Builtin<collectors::knowbe4::KnowBe4>>("knowbe4"),
+    SourceType::new::<collectors::Builtin<collectors::okta_logs::OktaLogs>>("okta_logs"),
+    SourceType::new::<collectors::Builtin<collectors::crowdstrike_alerts::CrowdStrikeAlerts>>("crowdstrike_alerts"),
 ];
 
 /// The `type:`-specific settings of a source: what its folder's `config.rs` deserializes.

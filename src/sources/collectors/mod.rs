@@ -1,4 +1,5 @@
-//! The built-in collectors (`type: crowdstrike`, `tenable`, `okta`, `snyk`, `knowbe4`): each is
+//! The built-in collectors (`type: crowdstrike`, `tenable`, `okta`, `snyk`, `knowbe4`, and the
+//! event streams `okta_logs` and `crowdstrike_alerts`): each is
 //! an `http_pull` definition (`definition.yml` in the vendor's folder) plus the parameters a user
 //! gives it — credentials, base URL — by name in the config or by the original data collectors'
 //! environment variables (`sluice collect`).
@@ -8,8 +9,10 @@
 //! such as CrowdStrike's `member_cid`).
 
 pub mod crowdstrike;
+pub mod crowdstrike_alerts;
 pub mod knowbe4;
 pub mod okta;
+pub mod okta_logs;
 pub mod snyk;
 pub mod tenable;
 
@@ -49,8 +52,11 @@ pub struct Param {
     pub help: &'static str,
 }
 
-/// Every built-in collector, by its `type:` name.
+/// The original data collectors' snapshots, which `sluice collect` runs from the environment.
 pub static COLLECTORS: &[&Spec] = &[&crowdstrike::SPEC, &tenable::SPEC, &okta::SPEC, &snyk::SPEC, &knowbe4::SPEC];
+
+/// Event streams, for the daemon (their events go to SIEMs, not to the metrics files).
+pub static STREAMS: &[&Spec] = &[&okta_logs::SPEC, &crowdstrike_alerts::SPEC];
 
 /// Ties a Rust type to a [`Spec`], so each collector registers as a source type of its own.
 pub trait Vendor: std::fmt::Debug + Send + Sync + 'static {
@@ -193,7 +199,7 @@ mod tests {
 
     #[test]
     fn every_definition_builds_with_its_parameters() {
-        for spec in COLLECTORS {
+        for spec in COLLECTORS.iter().chain(STREAMS) {
             let env = |var: &str| Some(format!("value-of-{var}").replace('_', "-")).filter(|_| spec.params.iter().any(|p| p.env == var));
             let pull = from_env(spec, &env).expect("all variables set").unwrap_or_else(|e| panic!("{}: {e}", spec.name));
             assert!(pull.check().is_empty(), "{}: {:?}", spec.name, pull.check());

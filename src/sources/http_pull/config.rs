@@ -192,10 +192,16 @@ pub struct DataSet {
     /// Stream mode: where the source resumes.
     #[serde(default)]
     pub cursor: Option<Cursor>,
-    /// JSON pointer to a record's unique id (streams: event ids and deduplication at the
-    /// cursor's boundary).
+    /// JSON pointer to a record's unique id, or a list of pointers whose values together are
+    /// (`[/id, /lastUpdateDateTime]`: each update of an alert is an event of its own). Streams
+    /// and polls use it for event ids and to recognise records already delivered.
     #[serde(default)]
-    pub id: Option<String>,
+    pub id: Option<IdPointers>,
+    /// Poll mode: what to do with the records listed by the very first run. `deliver` (the
+    /// default) sends them; `skip` only remembers them, as the original connectors did, which
+    /// sent only alerts raised after they started.
+    #[serde(default)]
+    pub existing_at_start: ExistingAtStart,
     /// Stream mode: the decoder of the events (`json` when unset).
     #[serde(default)]
     pub decoder: Option<String>,
@@ -209,6 +215,46 @@ pub enum Mode {
     Snapshot,
     /// New records since the saved cursor, delivered as events.
     Stream,
+    /// The current list (firing alerts) read whole every run; records not delivered before
+    /// (by `id`) are delivered as events. What was delivered is remembered across restarts.
+    Poll,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(untagged)]
+pub enum IdPointers {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl IdPointers {
+    pub fn pointers(&self) -> &[String] {
+        match self {
+            IdPointers::One(p) => std::slice::from_ref(p),
+            IdPointers::Many(ps) => ps,
+        }
+    }
+
+    /// The record's id: the values at the pointers joined with `:`; `None` when one is missing.
+    pub fn of(&self, record: &Value) -> Option<String> {
+        let mut parts = Vec::new();
+        for p in self.pointers() {
+            match record.pointer(p)? {
+                Value::String(s) => parts.push(s.clone()),
+                Value::Null => return None,
+                other => parts.push(other.to_string()),
+            }
+        }
+        Some(parts.join(":"))
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ExistingAtStart {
+    #[default]
+    Deliver,
+    Skip,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -326,9 +372,37 @@ pub struct Export {
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Cursor {
-    pub pointer: String,
-    /// A template without state (`{{now-24h}}`).
+    /// Where the position comes from: `record` (the value at `pointer` in the records) or
+    /// `next_page` (the URL of the next page, requested as it is on the next run: Okta's System
+    /// Log, whose `since` means persistence time and whose `after` links are the position).
+    #[serde(default)]
+    pub resume: Resume,
+    /// With `resume: record`: the member whose value is the position.
+    #[serde(default)]
+    pub pointer: Option<String>,
+    /// A template without state (`{{now-24h}}`): `{{cursor}}` before the first run.
     pub initial: Template,
+    /// The order in which the API lists records. `ascending` (oldest first): the position is
+    /// saved after every page. `descending` (newest first, Microsoft Graph): only after a run
+    /// read every page, since an interrupted run must start over to reach the older records.
+    #[serde(default)]
+    pub order: Order,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Resume {
+    #[default]
+    Record,
+    NextPage,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Order {
+    #[default]
+    Ascending,
+    Descending,
 }
 
 fn default_method() -> String {
@@ -452,21 +526,39 @@ impl DataSet {
             _ => {}
         }
         if let Some(id) = &self.id {
-            pointers.push(("id", id));
+            pointers.extend(id.pointers().iter().map(|p| ("id", p.as_str())));
+        }
+        if self.mode == Mode::Poll && self.id.is_none() {
+            out.push("id: a poll recognises records it delivered by their id; name it".into());
+        }
+        if self.mode != Mode::Poll && self.existing_at_start != ExistingAtStart::Deliver {
+            out.push("existing_at_start: only for mode: poll".into());
         }
         match (self.mode, &self.cursor) {
             (Mode::Stream, None) => out.push("cursor: a stream needs a cursor (where it resumes)".into()),
-            (Mode::Snapshot, Some(_)) => out.push("cursor: a snapshot is read whole every run; it has no cursor".into()),
+            (Mode::Snapshot | Mode::Poll, Some(_)) => {
+                out.push("cursor: only a stream has a cursor; this data set is read whole every run".into())
+            }
             (_, Some(c)) => {
-                pointers.push(("cursor.pointer", &c.pointer));
+                match (c.resume, &c.pointer) {
+                    (Resume::Record, Some(p)) => pointers.push(("cursor.pointer", p)),
+                    (Resume::Record, None) => out.push("cursor.pointer: where the position is in a record (or resume: next_page)".into()),
+                    (Resume::NextPage, Some(_)) => {
+                        out.push("cursor.pointer: not with resume: next_page (the position is the next page's URL)".into())
+                    }
+                    (Resume::NextPage, None) => {}
+                }
+                if c.resume == Resume::NextPage && !matches!(self.paging, Paging::NextUrl { .. } | Paging::LinkHeader) {
+                    out.push("cursor.resume: next_page needs paging by next_url or link_header".into());
+                }
                 if c.initial.uses_state() {
                     out.push("cursor.initial: may only use {{now}} (there is no state yet)".into());
                 }
             }
             _ => {}
         }
-        if self.mode == Mode::Stream && self.for_each.is_some() {
-            out.push("for_each: streams follow one listing; use a snapshot for per-parent listings".into());
+        if self.mode != Mode::Snapshot && self.for_each.is_some() {
+            out.push("for_each: streams and polls follow one listing; use a snapshot for per-parent listings".into());
         }
         if let Some(fields) = &self.fields {
             fields_problems(fields, "fields", &mut out);

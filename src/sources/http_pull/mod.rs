@@ -7,8 +7,11 @@
 //!   hands the snapshot to the sinks, which replace the previous one of (tenant, tag) in one
 //!   step; a run that fails leaves the last complete snapshot in place;
 //! - a **stream** data set starts at its saved cursor, hands each page to the sinks and saves
-//!   the cursor (the last record's value, and the ids seen at that value, so an inclusive
-//!   filter repeats nothing) once the page is durable.
+//!   the cursor (the furthest value delivered, and the ids seen at that value, so an inclusive
+//!   filter repeats nothing) once the page is durable — or, for APIs that list newest first,
+//!   once the run read every page;
+//! - a **poll** data set reads a current list (firing alerts) and delivers what it did not
+//!   deliver before, remembering the ids across restarts.
 //!
 //! One data set failing does not stop the others; the run reports each.
 
@@ -66,15 +69,18 @@ async fn preview(config: &HttpPullConfig, ctx: &SourceContext, dataset: Option<&
     let mut client = client::Client::new(config, ctx.tenant.clone(), ctx.cancel.clone(), None)?;
     client.trace = true;
     for ds in config.datasets.iter().filter(|d| dataset.is_none_or(|w| w == d.tag)) {
-        let cursor = match &ds.cursor {
+        let position = match &ds.cursor {
             None => None,
             Some(c) => Some(match ctx.store.checkpoint(&ctx.tenant, &ctx.source, &ds.tag).await? {
-                Some(text) => serde_json::from_str::<StreamPosition>(&text)?.cursor,
-                None => c.initial.render_text(&template::Vars::default()).map_err(|e| anyhow!("cursor.initial: {e}"))?,
+                Some(text) => serde_json::from_str::<StreamPosition>(&text)?,
+                None => StreamPosition::initial(c)?,
             }),
         };
+        let resume = position.as_ref().and_then(|p| p.resume_url());
         let mut out = PrintOutput { left: records, shown: 0 };
-        walk::walk(&mut client, ds, cursor.as_deref(), &mut out).await.with_context(|| format!("data set `{}`", ds.tag))?;
+        walk::walk(&mut client, ds, position.as_ref().map(|p| p.cursor.as_str()), resume, &mut out)
+            .await
+            .with_context(|| format!("data set `{}`", ds.tag))?;
         eprintln!("{}: {} records shown", ds.tag, out.shown);
     }
     Ok(())
@@ -86,7 +92,7 @@ struct PrintOutput {
 }
 
 impl Output for PrintOutput {
-    fn page(&mut self, records: Vec<Value>) -> BoxFuture<'_, anyhow::Result<Flow>> {
+    fn page<'a>(&'a mut self, records: Vec<Value>, _next: Option<&'a reqwest::Url>) -> BoxFuture<'a, anyhow::Result<Flow>> {
         Box::pin(async move {
             for record in records.into_iter().take(self.left) {
                 println!("{}", serde_json::to_string_pretty(&record)?);
@@ -173,6 +179,7 @@ pub async fn run_once(config: &HttpPullConfig, ctx: &SourceContext) -> Vec<DataS
         let (records, result) = match ds.mode {
             Mode::Snapshot => collect_snapshot(&mut client, ds, ctx).await,
             Mode::Stream => collect_stream(&mut client, ds, ctx).await,
+            Mode::Poll => collect_poll(&mut client, ds, ctx).await,
         };
         reports.push(DataSetReport { tag: ds.tag.clone(), records, took: started.elapsed(), result });
     }
@@ -188,7 +195,7 @@ async fn collect_snapshot(client: &mut client::Client, ds: &DataSet, ctx: &Sourc
         Err(e) => return (0, Err(e)),
     };
     let mut out = SpoolOutput { writer, tag: ds.tag.clone(), reported: Instant::now() };
-    if let Err(e) = walk::walk(client, ds, None, &mut out).await {
+    if let Err(e) = walk::walk(client, ds, None, None, &mut out).await {
         return (out.writer.records(), Err(e));
     }
     let records = out.writer.records();
@@ -221,7 +228,7 @@ struct SpoolOutput {
 }
 
 impl Output for SpoolOutput {
-    fn page(&mut self, records: Vec<Value>) -> BoxFuture<'_, anyhow::Result<Flow>> {
+    fn page<'a>(&'a mut self, records: Vec<Value>, _next: Option<&'a reqwest::Url>) -> BoxFuture<'a, anyhow::Result<Flow>> {
         Box::pin(async move {
             for record in records {
                 self.writer.push(record)?;
@@ -238,94 +245,210 @@ impl Output for SpoolOutput {
 /// How often a long collection logs how far it got.
 const PROGRESS_EVERY: Duration = Duration::from_secs(10);
 
-/// A stream's saved position: the cursor value and the ids delivered at exactly that value.
+/// A stream's saved position: the cursor value and the ids delivered at exactly that value;
+/// with `resume: next_page`, the URL of the next page instead.
 #[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StreamPosition {
     pub cursor: String,
     #[serde(default)]
     pub ids: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next: Option<String>,
+}
+
+impl StreamPosition {
+    fn initial(cursor: &config::Cursor) -> anyhow::Result<StreamPosition> {
+        let initial = cursor.initial.render_text(&template::Vars::default()).map_err(|e| anyhow!("cursor.initial: {e}"))?;
+        Ok(StreamPosition { cursor: initial, ids: Vec::new(), next: None })
+    }
+
+    fn resume_url(&self) -> Option<reqwest::Url> {
+        self.next.as_deref().and_then(|u| reqwest::Url::parse(u).ok())
+    }
 }
 
 async fn collect_stream(client: &mut client::Client, ds: &DataSet, ctx: &SourceContext) -> (u64, anyhow::Result<()>) {
     let cursor = ds.cursor.as_ref().expect("checked at load: a stream has a cursor");
-    let position = match ctx.store.checkpoint(&ctx.tenant, &ctx.source, &ds.tag).await {
+    let saved = match ctx.store.checkpoint(&ctx.tenant, &ctx.source, &ds.tag).await {
         Ok(Some(text)) => match serde_json::from_str::<StreamPosition>(&text) {
             Ok(p) => p,
             Err(e) => return (0, Err(anyhow!("the saved position of `{}` is unreadable: {e}", ds.tag))),
         },
-        Ok(None) => match cursor.initial.render_text(&template::Vars::default()) {
-            Ok(initial) => StreamPosition { cursor: initial, ids: Vec::new() },
-            Err(e) => return (0, Err(anyhow!("cursor.initial: {e}"))),
+        Ok(None) => match StreamPosition::initial(cursor) {
+            Ok(p) => p,
+            Err(e) => return (0, Err(e)),
         },
         Err(e) => return (0, Err(e)),
     };
-    let start = position.cursor.clone();
-    let mut out = StreamOutput { ctx, ds, seen: position.ids.iter().cloned().collect(), position, delivered: 0 };
-    let result = walk::walk(client, ds, Some(&start), &mut out).await.map(|_| ());
+    let resume = saved.resume_url();
+    let mut out = StreamOutput { ctx, ds, seen: saved.ids.iter().cloned().collect(), next: saved.clone(), saved, delivered: 0 };
+    let start = out.saved.cursor.clone();
+    let mut result = walk::walk(client, ds, Some(&start), resume, &mut out).await.map(|_| ());
+    // Newest first: the position moves only once every page was read.
+    if result.is_ok() && cursor.order == config::Order::Descending {
+        result = out.save().await;
+    }
     (out.delivered, result)
+}
+
+/// Turns records into events of the data set: the id from `id` (else a hash of the record).
+fn event_of(ctx: &SourceContext, ds: &DataSet, record: &Value, at: chrono::DateTime<Utc>) -> Event {
+    let raw = compact_raw(record);
+    let id = ds.id.as_ref().and_then(|ids| ids.of(record)).unwrap_or_else(|| content_id(raw.get().as_bytes()));
+    let vendor: Arc<str> = ds.decoder.as_deref().unwrap_or("json").into();
+    Event { id, tenant: ctx.tenant.clone(), source: ds.tag.as_str().into(), vendor, received_at: at, raw, mapped: None }
 }
 
 struct StreamOutput<'a> {
     ctx: &'a SourceContext,
     ds: &'a DataSet,
-    position: StreamPosition,
-    /// `position.ids` as a set.
+    /// Where this run started.
+    saved: StreamPosition,
+    /// `saved.ids`: records at exactly the saved value that were delivered already.
     seen: HashSet<String>,
+    /// The furthest value delivered so far, and the ids delivered at it.
+    next: StreamPosition,
     delivered: u64,
 }
 
+impl StreamOutput<'_> {
+    async fn save(&self) -> anyhow::Result<()> {
+        let mut position = self.next.clone();
+        position.ids.sort();
+        position.ids.dedup();
+        self.ctx.store.set_checkpoint(&self.ctx.tenant, &self.ctx.source, &self.ds.tag, serde_json::to_string(&position)?).await
+    }
+}
+
 impl Output for StreamOutput<'_> {
-    fn page(&mut self, records: Vec<Value>) -> BoxFuture<'_, anyhow::Result<Flow>> {
+    fn page<'a>(&'a mut self, records: Vec<Value>, next_page: Option<&'a reqwest::Url>) -> BoxFuture<'a, anyhow::Result<Flow>> {
         Box::pin(async move {
-            let pointer = &self.ds.cursor.as_ref().expect("a stream has a cursor").pointer;
-            let vendor: Arc<str> = self.ds.decoder.as_deref().unwrap_or("json").into();
-            let tag: Arc<str> = self.ds.tag.as_str().into();
+            let cursor = self.ds.cursor.as_ref().expect("a stream has a cursor");
             let now = Utc::now();
             let mut events = Vec::with_capacity(records.len());
-            let mut position = self.position.clone();
-            let mut seen = self.seen.clone();
+            let mut next = self.next.clone();
+            if cursor.resume == config::Resume::NextPage {
+                next.next = next_page.map(|u| u.to_string()).or(next.next);
+            }
             for record in &records {
-                let raw = compact_raw(record);
-                let id = match self.ds.id.as_ref().and_then(|p| record.pointer(p)) {
-                    Some(Value::String(s)) => s.clone(),
-                    Some(v) if !v.is_null() => v.to_string(),
-                    _ => content_id(raw.get().as_bytes()),
+                let event = event_of(self.ctx, self.ds, record, now);
+                let Some(pointer) = &cursor.pointer else {
+                    // The position is the next page's URL: no value to track.
+                    events.push(event);
+                    continue;
                 };
                 let value = match record.pointer(pointer) {
                     Some(Value::String(s)) => s.clone(),
                     Some(v) if !v.is_null() => v.to_string(),
-                    _ => position.cursor.clone(),
+                    _ => self.saved.cursor.clone(),
                 };
-                if value == position.cursor && seen.contains(&id) {
+                if value == self.saved.cursor && self.seen.contains(&event.id) {
                     continue;
                 }
-                if value != position.cursor {
-                    position.cursor = value;
-                    seen.clear();
+                match compare(&value, &next.cursor) {
+                    std::cmp::Ordering::Greater => {
+                        next = StreamPosition { cursor: value, ids: vec![event.id.clone()], next: next.next.take() }
+                    }
+                    std::cmp::Ordering::Equal => next.ids.push(event.id.clone()),
+                    std::cmp::Ordering::Less => {}
                 }
-                seen.insert(id.clone());
-                events.push(Event {
-                    id,
-                    tenant: self.ctx.tenant.clone(),
-                    source: tag.clone(),
-                    vendor: vendor.clone(),
-                    received_at: now,
-                    raw,
-                    mapped: None,
-                });
+                events.push(event);
             }
             if events.is_empty() {
                 return Ok(Flow::Continue);
             }
             let count = events.len() as u64;
             self.ctx.emitter.emit(events).await?.await.context("the sinks did not take the page")?;
-            position.ids = seen.iter().cloned().collect();
-            position.ids.sort();
-            let text = serde_json::to_string(&position)?;
-            self.ctx.store.set_checkpoint(&self.ctx.tenant, &self.ctx.source, &self.ds.tag, text).await?;
-            self.position = position;
-            self.seen = seen;
+            self.next = next;
             self.delivered += count;
+            if cursor.order == config::Order::Ascending {
+                self.save().await?;
+            }
+            Ok(Flow::Continue)
+        })
+    }
+}
+
+/// Orders cursor values: as instants when both are RFC 3339 times (fractions of a second vary
+/// in length), as numbers when both are integers, else as text.
+fn compare(a: &str, b: &str) -> std::cmp::Ordering {
+    if let (Ok(x), Ok(y)) = (chrono::DateTime::parse_from_rfc3339(a), chrono::DateTime::parse_from_rfc3339(b)) {
+        return x.cmp(&y);
+    }
+    if let (Ok(x), Ok(y)) = (a.parse::<i128>(), b.parse::<i128>()) {
+        return x.cmp(&y);
+    }
+    a.cmp(b)
+}
+
+/// What a poll remembers: the ids it delivered that the API still lists.
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct PollState {
+    ids: Vec<String>,
+}
+
+async fn collect_poll(client: &mut client::Client, ds: &DataSet, ctx: &SourceContext) -> (u64, anyhow::Result<()>) {
+    let state = match ctx.store.checkpoint(&ctx.tenant, &ctx.source, &ds.tag).await {
+        Ok(Some(text)) => match serde_json::from_str::<PollState>(&text) {
+            Ok(s) => Some(s),
+            Err(e) => return (0, Err(anyhow!("the saved state of `{}` is unreadable: {e}", ds.tag))),
+        },
+        Ok(None) => None,
+        Err(e) => return (0, Err(e)),
+    };
+    let skip = state.is_none() && ds.existing_at_start == config::ExistingAtStart::Skip;
+    let known: HashSet<String> = state.map(|s| s.ids.into_iter().collect()).unwrap_or_default();
+    let mut out = PollOutput { ctx, ds, known, listed: HashSet::new(), skip, delivered: 0 };
+    let mut result = walk::walk(client, ds, None, None, &mut out).await.map(|_| ());
+    if result.is_ok() {
+        // Only what is still listed is worth remembering: the state stays as small as the list.
+        result = out.save(&out.listed).await;
+    }
+    (out.delivered, result)
+}
+
+struct PollOutput<'a> {
+    ctx: &'a SourceContext,
+    ds: &'a DataSet,
+    /// Delivered before (or skipped at the first start).
+    known: HashSet<String>,
+    /// Listed in this run.
+    listed: HashSet<String>,
+    skip: bool,
+    delivered: u64,
+}
+
+impl PollOutput<'_> {
+    async fn save(&self, ids: &HashSet<String>) -> anyhow::Result<()> {
+        let mut ids: Vec<String> = ids.iter().cloned().collect();
+        ids.sort();
+        let text = serde_json::to_string(&PollState { ids })?;
+        self.ctx.store.set_checkpoint(&self.ctx.tenant, &self.ctx.source, &self.ds.tag, text).await
+    }
+}
+
+impl Output for PollOutput<'_> {
+    fn page<'a>(&'a mut self, records: Vec<Value>, _next: Option<&'a reqwest::Url>) -> BoxFuture<'a, anyhow::Result<Flow>> {
+        Box::pin(async move {
+            let now = Utc::now();
+            let mut events = Vec::new();
+            for record in &records {
+                let event = event_of(self.ctx, self.ds, record, now);
+                self.listed.insert(event.id.clone());
+                if !self.skip && !self.known.contains(&event.id) {
+                    events.push(event);
+                }
+            }
+            if events.is_empty() {
+                return Ok(Flow::Continue);
+            }
+            let ids: Vec<String> = events.iter().map(|e| e.id.clone()).collect();
+            let count = events.len() as u64;
+            self.ctx.emitter.emit(events).await?.await.context("the sinks did not take the page")?;
+            self.known.extend(ids);
+            self.delivered += count;
+            // A crash before the run ends must not deliver these again.
+            self.save(&self.known).await?;
             Ok(Flow::Continue)
         })
     }
@@ -339,5 +462,20 @@ async fn sleep_or_cancel(ctx: &SourceContext, d: Duration) -> bool {
     tokio::select! {
         _ = tokio::time::sleep(d) => true,
         _ = ctx.cancel.cancelled() => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::compare;
+    use std::cmp::Ordering;
+
+    #[test]
+    fn cursor_values_order_as_times_numbers_or_text() {
+        // Text order would put `Z` after `.`.
+        assert_eq!(compare("2024-01-01T00:00:00Z", "2024-01-01T00:00:00.5Z"), Ordering::Less);
+        assert_eq!(compare("2021-05-02T14:19:01.3266667Z", "2021-05-02T14:19:01.32666670Z"), Ordering::Equal);
+        assert_eq!(compare("999", "1000"), Ordering::Less);
+        assert_eq!(compare("b", "a"), Ordering::Greater);
     }
 }

@@ -22,18 +22,26 @@ pub enum Flow {
 
 /// Where a walk's records go: a snapshot's spool, a stream's sinks, the terminal.
 pub trait Output: Send {
-    /// One page of records, in the API's order. A stream returns once they are durable.
-    fn page(&mut self, records: Vec<Value>) -> BoxFuture<'_, anyhow::Result<Flow>>;
+    /// One page of records, in the API's order, and the URL of the page after it when the
+    /// paging has URLs. A stream returns once they are durable.
+    fn page<'a>(&'a mut self, records: Vec<Value>, next: Option<&'a Url>) -> BoxFuture<'a, anyhow::Result<Flow>>;
 }
 
 /// Walks `ds` once: every parent, every page, every chunk. Returns the records handed over.
-pub async fn walk(client: &mut Client, ds: &DataSet, cursor: Option<&str>, out: &mut dyn Output) -> anyhow::Result<u64> {
+/// `resume` is a next-page URL saved by an earlier run, requested first as it is.
+pub async fn walk(
+    client: &mut Client,
+    ds: &DataSet,
+    cursor: Option<&str>,
+    resume: Option<Url>,
+    out: &mut dyn Output,
+) -> anyhow::Result<u64> {
     let now = Utc::now();
     let mut total = 0;
     match &ds.for_each {
         None => {
             let vars = Vars { cursor, now: Some(now), ..Vars::default() };
-            walk_one(client, ds, &vars, out, &mut total).await?;
+            walk_one(client, ds, &vars, resume, out, &mut total).await?;
         }
         Some(listing) => {
             // Parents are few (organizations, accounts): they are listed first, whole.
@@ -45,7 +53,7 @@ pub async fn walk(client: &mut Client, ds: &DataSet, cursor: Option<&str>, out: 
             }
             for parent in &parents {
                 let vars = Vars { cursor, parent: Some(parent), now: Some(now), ..Vars::default() };
-                if walk_one(client, ds, &vars, out, &mut total).await? == Flow::Stop {
+                if walk_one(client, ds, &vars, None, out, &mut total).await? == Flow::Stop {
                     break;
                 }
             }
@@ -54,12 +62,22 @@ pub async fn walk(client: &mut Client, ds: &DataSet, cursor: Option<&str>, out: 
     Ok(total)
 }
 
-async fn walk_one(client: &mut Client, ds: &DataSet, vars: &Vars<'_>, out: &mut dyn Output, total: &mut u64) -> anyhow::Result<Flow> {
+async fn walk_one(
+    client: &mut Client,
+    ds: &DataSet,
+    vars: &Vars<'_>,
+    resume: Option<Url>,
+    out: &mut dyn Output,
+    total: &mut u64,
+) -> anyhow::Result<Flow> {
     if let Some(export) = &ds.export {
         return run_export(client, ds, export, vars, out, total).await;
     }
     let request = ds.request.as_ref().expect("checked at load: a data set without export has a request");
     let mut pager = Pager::new(request, &ds.records, &ds.paging);
+    if let Some(url) = resume {
+        pager.next = Some(Next::Url(url));
+    }
     while let Some(page) = pager.next(client, vars).await? {
         if page.is_empty() {
             continue;
@@ -73,20 +91,24 @@ async fn walk_one(client: &mut Client, ds: &DataSet, vars: &Vars<'_>, out: &mut 
                 records_at(&answer.body, &expand.records)?
             }
         };
-        if hand_over(ds, records, out, total).await? == Flow::Stop {
+        let next = match &pager.next {
+            Some(Next::Url(url)) => Some(url.clone()),
+            _ => None,
+        };
+        if hand_over(ds, records, next.as_ref(), out, total).await? == Flow::Stop {
             return Ok(Flow::Stop);
         }
     }
     Ok(Flow::Continue)
 }
 
-async fn hand_over(ds: &DataSet, records: Vec<Value>, out: &mut dyn Output, total: &mut u64) -> anyhow::Result<Flow> {
+async fn hand_over(ds: &DataSet, records: Vec<Value>, next: Option<&Url>, out: &mut dyn Output, total: &mut u64) -> anyhow::Result<Flow> {
     let records: Vec<Value> = match &ds.fields {
         Some(fields) => records.iter().map(|r| project(fields, r)).collect(),
         None => records,
     };
     *total += records.len() as u64;
-    out.page(records).await
+    out.page(records, next).await
 }
 
 /// `{name: /pointer}` applied to a record; a missing member becomes `null`, as the original
@@ -135,7 +157,7 @@ async fn run_export(
             let answer = client.send(&outgoing(client, &export.chunk, &chunk_vars, &[])?, &[]).await?;
             let records = records_at(&answer.body, &ds.records).with_context(|| format!("chunk {chunk} of export job {job}"))?;
             fetched.insert(chunk.clone());
-            if !records.is_empty() && hand_over(ds, records, out, total).await? == Flow::Stop {
+            if !records.is_empty() && hand_over(ds, records, None, out, total).await? == Flow::Stop {
                 return Ok(Flow::Stop);
             }
         }
