@@ -6,7 +6,9 @@
 pub mod cli;
 pub mod crowdstrike;
 pub mod elasticsearch;
+mod entra;
 pub mod knowbe4;
+pub mod m365;
 mod net;
 pub mod okta;
 pub mod ports;
