@@ -7,6 +7,7 @@ pub mod cli;
 pub mod crowdstrike;
 pub mod elasticsearch;
 mod entra;
+pub mod graph;
 pub mod knowbe4;
 pub mod m365;
 mod net;
