@@ -13,6 +13,7 @@ pub mod m365;
 mod net;
 pub mod okta;
 pub mod ports;
+pub mod prometheus;
 pub mod securityhub;
 pub mod snyk;
 pub mod splunk_hec;
