@@ -8,6 +8,7 @@ pub mod crowdstrike;
 pub mod elasticsearch;
 mod entra;
 pub mod graph;
+pub mod kismet;
 pub mod knowbe4;
 pub mod m365;
 mod net;
