@@ -22,3 +22,4 @@ pub mod tenable;
 mod vendor;
 pub mod wazuh;
 pub mod withsecure;
+pub mod zabbix;
