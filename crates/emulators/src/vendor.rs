@@ -86,6 +86,14 @@ impl Request {
     pub fn json_body(&self) -> Option<Value> {
         serde_json::from_slice(&self.body).ok()
     }
+
+    /// The user and password of an `Authorization: Basic` header.
+    pub fn basic(&self) -> Option<(String, String)> {
+        use base64::Engine;
+        let encoded = self.header("authorization")?.strip_prefix("Basic ")?;
+        let decoded = String::from_utf8(base64::engine::general_purpose::STANDARD.decode(encoded.trim()).ok()?).ok()?;
+        decoded.split_once(':').map(|(u, p)| (u.to_string(), p.to_string()))
+    }
 }
 
 /// An answer before it becomes a response.
