@@ -33,6 +33,11 @@ pub static SOURCE_TYPES: &[SourceType] = &[
     SourceType::new::<collectors::Builtin<collectors::knowbe4::KnowBe4>>("knowbe4"),
     SourceType::new::<collectors::Builtin<collectors::okta_logs::OktaLogs>>("okta_logs"),
     SourceType::new::<collectors::Builtin<collectors::crowdstrike_alerts::CrowdStrikeAlerts>>("crowdstrike_alerts"),
+    SourceType::new::<collectors::Builtin<collectors::graph_security::GraphSecurity>>("graph_security"),
+    SourceType::new::<collectors::Builtin<collectors::aws_securityhub::AwsSecurityHub>>("aws_securityhub"),
+    SourceType::new::<collectors::Builtin<collectors::prometheus::Prometheus>>("prometheus"),
+    SourceType::new::<collectors::Builtin<collectors::kismet::Kismet>>("kismet"),
+    SourceType::new::<collectors::Builtin<collectors::zabbix::Zabbix>>("zabbix"),
 ];
 
 /// The `type:`-specific settings of a source: what its folder's `config.rs` deserializes.

@@ -179,6 +179,10 @@ pub struct DataSet {
     pub records: String,
     #[serde(default)]
     pub paging: Paging,
+    /// JSON pointer to an error the API reports in a successful answer (JSON-RPC's `error`):
+    /// when present and not null, the run fails with it.
+    #[serde(default)]
+    pub error: Option<String>,
     /// For listings that return ids: a second request per page that turns them into records
     /// (`{{ids}}` in its templates).
     #[serde(default)]
@@ -524,6 +528,9 @@ impl DataSet {
             }
             Paging::Cursor { pointer, .. } | Paging::NextUrl { pointer } => pointers.push(("paging.pointer", pointer)),
             _ => {}
+        }
+        if let Some(p) = &self.error {
+            pointers.push(("error", p));
         }
         if let Some(id) = &self.id {
             pointers.extend(id.pointers().iter().map(|p| ("id", p.as_str())));

@@ -75,6 +75,7 @@ async fn walk_one(
     }
     let request = ds.request.as_ref().expect("checked at load: a data set without export has a request");
     let mut pager = Pager::new(request, &ds.records, &ds.paging);
+    pager.error = ds.error.as_deref();
     if let Some(url) = resume {
         pager.next = Some(Next::Url(url));
     }
@@ -180,6 +181,8 @@ struct Pager<'a> {
     request: &'a Request,
     records: &'a str,
     paging: &'a Paging,
+    /// Where the API reports an error in a successful answer.
+    error: Option<&'a str>,
     next: Option<Next>,
     done: bool,
 }
@@ -199,7 +202,7 @@ impl<'a> Pager<'a> {
             Paging::Page { start, .. } => Some(Next::Page(*start)),
             _ => None,
         };
-        Pager { request, records, paging, next, done: false }
+        Pager { request, records, paging, error: None, next, done: false }
     }
 
     /// The next page's records; `None` after the last page.
@@ -226,6 +229,9 @@ impl<'a> Pager<'a> {
             _ => outgoing(client, self.request, vars, &[])?,
         };
         let answer = client.send(&request, &[]).await?;
+        if let Some(error) = self.error.and_then(|p| answer.body.pointer(p)).filter(|e| !e.is_null()) {
+            bail!("{} answered an error: {error}", crate::settings::redact_urls(request.url.as_str()));
+        }
         let records = records_at(&answer.body, self.records)
             .with_context(|| format!("answer of {}", crate::settings::redact_urls(request.url.as_str())))?;
         self.advance(client, &answer, &request.url, records.len())?;
