@@ -6,6 +6,7 @@ pub mod elasticsearch;
 pub mod file;
 pub mod http;
 pub mod idmefv2_http;
+pub mod mongodb;
 pub mod policy;
 pub mod postgres;
 pub mod s3;
@@ -38,6 +39,7 @@ pub static SINK_TYPES: &[SinkType] = &[
     SinkType::new::<stdout::StdoutConfig>("stdout"),
     SinkType::new::<postgres::PostgresConfig>("postgres"),
     SinkType::new::<s3::S3Config>("s3"),
+    SinkType::new::<mongodb::MongoConfig>("mongodb"),
 ];
 
 /// The `type:`-specific settings of a sink: what its folder's `config.rs` deserializes.
