@@ -70,6 +70,12 @@ impl Snapshot {
         }))
     }
 
+    /// The spool file, for tests that damage it.
+    #[cfg(test)]
+    pub(crate) fn spool_path(&self) -> &Path {
+        &self.spool
+    }
+
     /// `_upload_timestamp` of this snapshot.
     pub fn upload_timestamp(&self) -> String {
         self.taken_at.format(UPLOAD_TIMESTAMP_FORMAT).to_string()

@@ -214,8 +214,9 @@ fn build(value: Value, source_path: &Path, errors: &mut Vec<ConfigError>) -> Opt
             errors.push(ConfigError::at(&path, format!("invalid sink name: {e}")));
         }
         let mut value = value;
-        let policy = crate::sinks::policy::SinkPolicy::take(&mut value, &path, errors);
+        let mut policy = crate::sinks::policy::SinkPolicy::take(&mut value, &path, errors);
         if let Some(settings) = typed_at(value, &path, errors, <dyn SinkSettings>::parse) {
+            settings.adjust_policy(&mut policy);
             sinks.insert(name.clone(), SinkConfig { name, settings, policy });
         }
     }

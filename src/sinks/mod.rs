@@ -6,8 +6,10 @@ pub mod elasticsearch;
 pub mod file;
 pub mod http;
 pub mod idmefv2_http;
+pub mod mongodb;
 pub mod policy;
 pub mod postgres;
+pub mod s3;
 pub mod splunk_hec;
 pub mod status;
 pub mod stdout;
@@ -36,6 +38,8 @@ pub static SINK_TYPES: &[SinkType] = &[
     SinkType::new::<syslog::SyslogConfig>("syslog"),
     SinkType::new::<stdout::StdoutConfig>("stdout"),
     SinkType::new::<postgres::PostgresConfig>("postgres"),
+    SinkType::new::<s3::S3Config>("s3"),
+    SinkType::new::<mongodb::MongoConfig>("mongodb"),
 ];
 
 /// The `type:`-specific settings of a sink: what its folder's `config.rs` deserializes.
@@ -48,6 +52,10 @@ pub trait SinkSettings: AnySettings + std::fmt::Debug + Send + Sync {
 
     /// Builds the sink that delivers events for these settings.
     fn build(&self, ctx: SinkContext) -> anyhow::Result<Box<dyn Sink>>;
+
+    /// Settings of this type that stand for common ones (an object's `max_age` is the sink's
+    /// `batch.timeout`), applied once both are read.
+    fn adjust_policy(&self, _policy: &mut SinkPolicy) {}
 }
 
 impl PartialEq for dyn SinkSettings {

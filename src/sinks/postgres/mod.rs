@@ -16,6 +16,12 @@
 //! `json_data` holds the event exactly as received. `data` (`jsonb`) holds the same document,
 //! except that the escape `\u0000`, which `jsonb` cannot store, is replaced by the text `\u0000`
 //! (the JSON string escape `\\u0000`).
+//!
+//! A snapshot replaces the previous one of its tenant in the table in one transaction: its
+//! records are streamed from the spool into the staging table with binary `COPY`, the tenant's
+//! rows of any other `upload_id` are deleted, the new rows inserted, and the transaction
+//! commits. Readers see the old snapshot until the commit, then the new one; a failure anywhere
+//! rolls it all back.
 
 mod config;
 #[cfg(test)]
@@ -36,6 +42,7 @@ pub use config::{PostgresConfig, TlsMode};
 use crate::event::{Batch, Event};
 use crate::settings::redact_urls;
 use crate::sinks::{Sink, SinkContext, SinkSettings, Written};
+use crate::snapshot::Snapshot;
 
 /// PostgreSQL's longest identifier, in bytes (`NAMEDATALEN - 1`); longer ones it cuts silently.
 const MAX_IDENTIFIER: usize = 63;
@@ -387,6 +394,127 @@ impl PgSink {
     }
 }
 
+impl PgSink {
+    /// Replaces the tenant's rows in the snapshot's table with the snapshot, in one transaction.
+    async fn replace_snapshot(&mut self, snapshot: &Snapshot) -> anyhow::Result<()> {
+        let mut name = String::new();
+        self.config.table.render(&snapshot.tenant, &snapshot.tag, snapshot.taken_at, "", &mut name);
+        let table = identifier(&name).map_err(|e| anyhow!("no usable table name for snapshot `{}`: {e}", snapshot.tag))?;
+        self.ensure_table(&table).await?;
+        let qualified = format!("{}.{}", quote(&self.schema), quote(&table));
+        // Rows without an upload_id are the original collectors' appended copies: they go too.
+        let delete = format!("DELETE FROM {qualified} WHERE tenancy = $1 AND upload_id IS DISTINCT FROM $2");
+        let insert = format!(
+            "INSERT INTO {qualified} (upload_timestamp, tenancy, json_data, event_id, source, vendor, received_at, data, upload_id)
+             SELECT date_trunc('second', $1::timestamptz AT TIME ZONE 'UTC'), tenancy, json_data::json, event_id, source, vendor,
+                    received_at, coalesce(data, json_data)::jsonb, $2
+             FROM pg_temp.sluice_staging ON CONFLICT (tenancy, event_id) DO NOTHING"
+        );
+        let timeout = self.config.timeout;
+        let client = self.client().await?;
+        match copy_snapshot(client, snapshot, &delete, &insert, timeout).await {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                // The transaction rolls back with the connection; the previous snapshot stays.
+                self.connection = None;
+                let text = match e.downcast_ref::<tokio_postgres::Error>() {
+                    Some(pg) => {
+                        if table_missing(pg) {
+                            self.created.remove(&table);
+                        }
+                        error_text(pg)
+                    }
+                    None => format!("{e:#}"),
+                };
+                Err(anyhow!(
+                    "writing snapshot `{}` of {} to {}.{table} at {}: {text}",
+                    snapshot.tag,
+                    snapshot.tenant,
+                    self.schema,
+                    self.target
+                ))
+            }
+        }
+    }
+}
+
+/// Records read from the spool per hand-over to the `COPY`.
+const SNAPSHOT_CHUNK: usize = 512;
+
+/// One transaction: the records streamed into the staging table, the tenant's other snapshots
+/// deleted, the new rows inserted, commit. `timeout` bounds each step, not the whole load: a
+/// large snapshot may take longer, a stalled server may not.
+async fn copy_snapshot(
+    client: &mut Client,
+    snapshot: &Snapshot,
+    delete: &str,
+    insert: &str,
+    timeout: std::time::Duration,
+) -> anyhow::Result<()> {
+    async fn step<T, E: Into<anyhow::Error>>(timeout: std::time::Duration, f: impl Future<Output = Result<T, E>>) -> anyhow::Result<T> {
+        tokio::time::timeout(timeout, f).await.map_err(|_| anyhow!("timed out after {timeout:?}"))?.map_err(Into::into)
+    }
+    // The spool is read on a blocking thread; the bounded channel keeps memory to a few chunks.
+    let records = snapshot.records()?;
+    let (chunks, mut received) = tokio::sync::mpsc::channel::<anyhow::Result<Vec<Box<serde_json::value::RawValue>>>>(4);
+    let reader = tokio::task::spawn_blocking(move || {
+        let mut chunk = Vec::with_capacity(SNAPSHOT_CHUNK);
+        for record in records {
+            match record {
+                Ok(r) => chunk.push(r),
+                Err(e) => {
+                    let _ = chunks.blocking_send(Err(e));
+                    return;
+                }
+            }
+            if chunk.len() == SNAPSHOT_CHUNK
+                && chunks.blocking_send(Ok(std::mem::replace(&mut chunk, Vec::with_capacity(SNAPSHOT_CHUNK)))).is_err()
+            {
+                return;
+            }
+        }
+        if !chunk.is_empty() {
+            let _ = chunks.blocking_send(Ok(chunk));
+        }
+    });
+    let _stop_reader = AbortOnDrop(reader);
+
+    let tx = step(timeout, client.transaction()).await?;
+    let sink = step(timeout, tx.copy_in(COPY)).await?;
+    let writer = BinaryCopyInWriter::new(sink, COPY_TYPES);
+    futures::pin_mut!(writer);
+    let (tenant, tag, upload_id) = (&*snapshot.tenant, &*snapshot.tag, snapshot.upload_id);
+    let mut n: u64 = 0;
+    while let Some(chunk) = received.recv().await {
+        let chunk = chunk?;
+        step(timeout, async {
+            for record in &chunk {
+                // Stable per record of this snapshot: writing it again inserts nothing twice.
+                let id = format!("{upload_id}:{n}");
+                n += 1;
+                let data = jsonb_text(record.get());
+                let row: [&(dyn ToSql + Sync); 7] = [&id, &tenant, &tag, &"json", &snapshot.taken_at, &record.get(), &data];
+                writer.as_mut().write(&row).await?;
+            }
+            Ok::<_, tokio_postgres::Error>(())
+        })
+        .await?;
+    }
+    step(timeout, writer.finish()).await?;
+    step(timeout, tx.execute(delete, &[&tenant, &upload_id])).await?;
+    step(timeout, tx.execute(insert, &[&snapshot.taken_at, &upload_id])).await?;
+    step(timeout, tx.commit()).await
+}
+
+/// Aborts a task when dropped (a blocking one stops at its next send, its receiver gone).
+struct AbortOnDrop(JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 /// `COPY` into the staging table, `INSERT … SELECT` into the table, commit.
 async fn copy_insert(client: &mut Client, insert: &str, events: &[&Event], rows: &[usize]) -> Result<(), tokio_postgres::Error> {
     let tx = client.transaction().await?;
@@ -413,6 +541,10 @@ impl Sink for PgSink {
 
     fn write<'a>(&'a mut self, batches: &'a [Batch]) -> BoxFuture<'a, anyhow::Result<Written>> {
         Box::pin(self.write_events(batches))
+    }
+
+    fn write_snapshot<'a>(&'a mut self, snapshot: &'a Snapshot) -> BoxFuture<'a, anyhow::Result<()>> {
+        Box::pin(self.replace_snapshot(snapshot))
     }
 
     /// `SELECT 1`: the server answers and takes the credentials; writes nothing.

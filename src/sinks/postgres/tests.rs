@@ -1,3 +1,4 @@
+use std::io::Write;
 use std::sync::Arc;
 
 use super::*;
@@ -194,4 +195,151 @@ async fn a_refused_connection_fails_the_write_without_the_password() {
     let text = format!("{err:#}");
     assert!(text.contains(&format!("127.0.0.1:{port}/x")) && !text.contains("hunter2"), "{text}");
     assert!(sink.check().await.is_err());
+}
+
+fn snapshot_sink(db: &TestDb, dir: &std::path::Path) -> PgSink {
+    let config = parse(serde_json::json!({"url": db.url(), "timeout": "10s"})).unwrap();
+    let ctx = SinkContext { name: "pg".into(), store: Store::open(dir).unwrap(), policy: SinkPolicy::default() };
+    PgSink::new(config, ctx).unwrap()
+}
+
+fn snapshot(dir: &std::path::Path, tenant: &str, records: impl IntoIterator<Item = serde_json::Value>) -> crate::snapshot::Snapshot {
+    let mut w = crate::snapshot::SnapshotWriter::create(&dir.join("spool"), tenant.into(), "hosts".into()).unwrap();
+    for r in records {
+        w.push(r).unwrap();
+    }
+    w.finish().unwrap()
+}
+
+/// (rows, distinct upload ids) of `tenant` in `public.hosts`.
+async fn snapshot_rows(client: &Client, tenant: &str) -> (i64, i64) {
+    let row =
+        client.query_one("SELECT count(*), count(DISTINCT upload_id) FROM public.hosts WHERE tenancy = $1", &[&tenant]).await.unwrap();
+    (row.get(0), row.get(1))
+}
+
+#[tokio::test]
+async fn snapshots_replace_each_other_per_tenant_and_keep_awkward_values() {
+    let Some(db) = TestDb::create().await else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let mut sink = snapshot_sink(&db, dir.path());
+    let other = snapshot(dir.path(), "globex", [serde_json::json!({"id": "g1"})]);
+    sink.write_snapshot(&other).await.unwrap();
+    // Rows the original collectors appended (no upload_id) are replaced too.
+    let client = db.client().await;
+    client
+        .batch_execute("INSERT INTO public.hosts (upload_timestamp, tenancy, json_data) VALUES (now(), 'acme', '{\"old\":1}')")
+        .await
+        .unwrap();
+
+    let first = snapshot(
+        dir.path(),
+        "acme",
+        [
+            serde_json::json!({"id": "h1", "when": "2024-07-15 14:30:45", "big": u64::MAX, "nan": "NaN"}),
+            serde_json::json!({"id": "h2", "s": "nul\u{0}byte", "nested": {"a": [1, 2.5, null, true]}}),
+            serde_json::json!({"id": "h3", "unicode": "ünïcødé ✓"}),
+        ],
+    );
+    sink.write_snapshot(&first).await.unwrap();
+    assert_eq!(snapshot_rows(&client, "acme").await, (3, 1));
+    let row = client
+        .query_one(
+            "SELECT upload_id::text, upload_timestamp::text, data->>'big', data->>'when', data->>'nan', data->>'_upload_id'
+             FROM public.hosts WHERE data->>'id' = 'h1'",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(row.get::<_, String>(0), first.upload_id.to_string());
+    assert_eq!(row.get::<_, String>(1), first.upload_timestamp(), "upload_timestamp is _upload_timestamp");
+    assert_eq!(row.get::<_, String>(2), u64::MAX.to_string());
+    assert_eq!((row.get::<_, String>(3), row.get::<_, String>(4)), ("2024-07-15 14:30:45".into(), "NaN".into()));
+    assert_eq!(row.get::<_, String>(5), first.upload_id.to_string());
+    let nul: String = client.query_one("SELECT data->>'s' FROM public.hosts WHERE data->>'id' = 'h2'", &[]).await.unwrap().get(0);
+    assert_eq!(nul, "nul\\u0000byte");
+
+    let second = snapshot(dir.path(), "acme", [serde_json::json!({"id": "h9"}), serde_json::json!({"id": "h9"})]);
+    sink.write_snapshot(&second).await.unwrap();
+    // The same snapshot again changes nothing; identical records stay two rows.
+    sink.write_snapshot(&second).await.unwrap();
+    assert_eq!(snapshot_rows(&client, "acme").await, (2, 1));
+    let id: String =
+        client.query_one("SELECT DISTINCT upload_id::text FROM public.hosts WHERE tenancy = 'acme'", &[]).await.unwrap().get(0);
+    assert_eq!(id, second.upload_id.to_string());
+    assert_eq!(snapshot_rows(&client, "globex").await, (1, 1), "another tenant's snapshot is left alone");
+    drop(client);
+    drop(sink);
+    db.drop_it().await;
+}
+
+#[tokio::test]
+async fn a_reader_sees_only_complete_snapshots_while_one_is_written() {
+    let Some(db) = TestDb::create().await else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let mut sink = snapshot_sink(&db, dir.path());
+    let rows = |n: usize| (0..n).map(|i| serde_json::json!({"id": i, "pad": "x".repeat(100)})).collect::<Vec<_>>();
+    sink.write_snapshot(&snapshot(dir.path(), "acme", rows(20_000))).await.unwrap();
+    let next = snapshot(dir.path(), "acme", rows(30_000));
+    let writer = tokio::spawn(async move { sink.write_snapshot(&next).await });
+    let client = db.client().await;
+    let mut seen = std::collections::BTreeMap::new();
+    while !writer.is_finished() {
+        *seen.entry(snapshot_rows(&client, "acme").await).or_insert(0) += 1;
+    }
+    writer.await.unwrap().unwrap();
+    *seen.entry(snapshot_rows(&client, "acme").await).or_insert(0) += 1;
+    assert!(seen.keys().all(|k| *k == (20_000, 1) || *k == (30_000, 1)), "{seen:?}");
+    assert!(seen.contains_key(&(20_000, 1)) && seen.contains_key(&(30_000, 1)), "{seen:?}");
+    drop(client);
+    db.drop_it().await;
+}
+
+#[tokio::test]
+async fn a_failure_mid_load_leaves_the_previous_snapshot() {
+    let Some(db) = TestDb::create().await else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let mut sink = snapshot_sink(&db, dir.path());
+    let first = snapshot(dir.path(), "acme", (0..100).map(|i| serde_json::json!({"id": i})));
+    sink.write_snapshot(&first).await.unwrap();
+    let client = db.client().await;
+
+    // A record PostgreSQL refuses (jsonb has no number this large) after 1,000 good ones.
+    let refused = snapshot(dir.path(), "acme", (0..1000).map(|i| serde_json::json!({"id": i})));
+    std::fs::OpenOptions::new().append(true).open(refused.spool_path()).unwrap().write_all(b"{\"n\":1e1000000}\n").unwrap();
+    let err = sink.write_snapshot(&refused).await.unwrap_err();
+    assert!(format!("{err:#}").contains("SQLSTATE 22"), "{err:#}");
+    assert_eq!(snapshot_rows(&client, "acme").await, (100, 1));
+
+    // The connection killed during the COPY.
+    let big = snapshot(dir.path(), "acme", (0..100_000).map(|i| serde_json::json!({"id": i, "pad": "y".repeat(200)})));
+    let big = Arc::new(big);
+    let writer = {
+        let big = big.clone();
+        tokio::spawn(async move {
+            let result = sink.write_snapshot(&big).await;
+            (sink, result)
+        })
+    };
+    let mut killed = false;
+    while !killed && !writer.is_finished() {
+        let rows = client
+            .query(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'sluice' AND query LIKE 'COPY%' AND state = 'active'",
+                &[],
+            )
+            .await
+            .unwrap();
+        killed = !rows.is_empty();
+    }
+    let (mut sink, result) = writer.await.unwrap();
+    assert!(killed, "the COPY finished before it could be interrupted");
+    assert!(result.is_err());
+    assert_eq!(snapshot_rows(&client, "acme").await, (100, 1));
+    // The next attempt connects again and lands.
+    sink.write_snapshot(&big).await.unwrap();
+    assert_eq!(snapshot_rows(&client, "acme").await, (100_000, 1));
+    drop(client);
+    drop(sink);
+    db.drop_it().await;
 }
