@@ -648,3 +648,71 @@ async fn a_poll_delivers_only_what_it_did_not_deliver_before_also_after_a_restar
     assert_eq!(ids.len(), 200, "only the 200 added, each once: {}", ids.len());
     assert_eq!(ids.iter().collect::<HashSet<_>>().len(), 200);
 }
+
+/// moto's S3 server on a free port (PyPI `moto[server]`); `None` to skip unless
+/// `SLUICE_REQUIRE_S3` is set.
+struct Moto(std::process::Child, String);
+
+impl Moto {
+    async fn start() -> Option<Moto> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let child = Command::new("moto_server").args(["-H", "127.0.0.1", "-p", &port.to_string()]).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).spawn();
+        if let Ok(child) = child {
+            for _ in 0..200 {
+                if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
+                    return Some(Moto(child, format!("http://127.0.0.1:{port}")));
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+        assert!(std::env::var_os("SLUICE_REQUIRE_S3").is_none(), "moto_server did not start (pip install 'moto[server]')");
+        eprintln!("SKIPPED: no moto_server");
+        None
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_s3_backup_seeds_a_fresh_deployment_whose_collection_fails() {
+    let Some(moto) = Moto::start().await else { return };
+    assert!(reqwest::Client::new().put(format!("{}/metrics", moto.1)).send().await.unwrap().status().is_success());
+    let v = vendors().await;
+    let env = |token: &str| {
+        vec![
+            ("OKTA_DOMAIN", v.okta.url()),
+            ("OKTA_TOKEN", token.to_string()),
+            ("TENANCY", "acme".to_string()),
+            ("STORE_AWS_S3_BUCKET", "metrics".to_string()),
+            ("STORE_AWS_S3_KEY", "data/%TAG/%YYYY/%MM/%DD/%UUID.json".to_string()),
+            ("AWS_ENDPOINT_URL", moto.1.clone()),
+            ("AWS_ACCESS_KEY_ID", "test".to_string()),
+            ("AWS_SECRET_ACCESS_KEY", "test".to_string()),
+            ("AWS_REGION", "us-east-1".to_string()),
+        ]
+    };
+    let first = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(first.path().join("collectors")).unwrap();
+    let out = sluice(&first.path().join("collectors"), &["collect"], env("okta-token")).await;
+    assert!(out.status.success(), "{}", text(&out));
+    let good = upload_ids(&snapshot(first.path(), "okta_users"));
+    let id = good.iter().next().unwrap().clone();
+    let listing = reqwest::get(format!("{}/metrics?list-type=2", moto.1)).await.unwrap().text().await.unwrap();
+    assert!(listing.contains(&format!("{id}.json")), "the object's %UUID is the snapshot's _upload_id: {listing}");
+    assert!(listing.contains("backup/okta_users/acme.json"), "{listing}");
+
+    // A fresh container, and the collection fails: the metrics still find the last good data.
+    let fresh = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(fresh.path().join("collectors")).unwrap();
+    let out = sluice(&fresh.path().join("collectors"), &["collect"], env("revoked-token")).await;
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("restored from the S3 backup"), "{}", text(&out));
+    let restored = snapshot(fresh.path(), "okta_users");
+    assert_eq!(upload_ids(&restored), good);
+    assert_eq!(restored.len() as u64, RECORDS);
+}

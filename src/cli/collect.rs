@@ -19,6 +19,8 @@ use super::sinks::Sinks;
 use crate::config::{Config, TenantConfig};
 use crate::notify::{self, Level};
 use crate::pipeline::Emitter;
+use crate::sinks::file::FileSinkConfig;
+use crate::sinks::s3::S3Config;
 use crate::sources::SourceContext;
 use crate::sources::collectors::{self, COLLECTORS};
 use crate::store::Store;
@@ -28,6 +30,7 @@ use crate::usage::UsageMeter;
 /// The original's defaults.
 const DEFAULT_STORE_FILE: &str = "../data/source/%TAG/%TENANCY.json";
 const DEFAULT_TENANCY: &str = "default";
+const DEFAULT_S3_BACKUP: &str = "backup/%TAG/%TENANCY.json";
 /// Where state lives without a config file.
 const DEFAULT_STATE_DIR: &str = "./.sluice";
 
@@ -65,6 +68,9 @@ pub async fn collect(config_path: Option<PathBuf>, parallel: usize) -> ExitCode 
             return ExitCode::from(EXIT_INVALID_CONFIG);
         }
     };
+    if config_path.is_none() && !Path::new("sluice.yml").exists() {
+        seed_from_backup(&config).await;
+    }
     match run(config, parallel).await {
         Ok(code) => code,
         Err(e) => {
@@ -171,12 +177,30 @@ pub fn from_env(env: &dyn Fn(&str) -> Option<String>) -> Result<Config, String> 
         let schema = env("STORE_POSTGRES_SCHEMA").unwrap_or_else(|| "public".into());
         sinks.insert("store_postgres".into(), json!({"type": "postgres", "url": url, "schema": schema}));
     }
-    for unsupported in ["STORE_DUCKDB", "STORE_AWS_S3_BUCKET"] {
-        if env(unsupported).is_some() {
-            eprintln!(
-                "collect: {unsupported} is set but this build has no such destination; ignored (the JSON files are readable by DuckDB's read_json)"
-            );
+    if let Some(bucket) = env("STORE_AWS_S3_BUCKET") {
+        // The original: an object per collection at STORE_AWS_S3_KEY, when set, and the last
+        // complete one at STORE_AWS_S3_BACKUP (its default), from which a fresh deployment
+        // seeds missing local files.
+        let backup = env("STORE_AWS_S3_BACKUP").unwrap_or_else(|| DEFAULT_S3_BACKUP.into());
+        let mut s3 = json!({"type": "s3", "bucket": bucket});
+        match env("STORE_AWS_S3_KEY") {
+            Some(key) => {
+                s3["key"] = key.into();
+                s3["backup_key"] = backup.into();
+            }
+            None => s3["key"] = backup.into(),
         }
+        if let Some(endpoint) = env("AWS_ENDPOINT_URL_S3").or_else(|| env("AWS_ENDPOINT_URL")) {
+            s3["endpoint"] = endpoint.into();
+            s3["path_style"] = true.into();
+        }
+        if let Some(region) = env("AWS_REGION").or_else(|| env("AWS_DEFAULT_REGION")) {
+            s3["region"] = region.into();
+        }
+        sinks.insert("store_s3".into(), s3);
+    }
+    if env("STORE_DUCKDB").is_some() {
+        eprintln!("collect: STORE_DUCKDB is set but this build has no DuckDB destination; ignored (DuckDB reads the JSON files with read_json)");
     }
     let mut sources = Vec::new();
     for spec in COLLECTORS {
@@ -208,6 +232,38 @@ pub fn from_env(env: &dyn Fn(&str) -> Option<String>) -> Result<Config, String> 
     // JSON is YAML: the same loader checks it and names what is wrong.
     Config::parse(&config.to_string(), Path::new("."), Path::new("(environment)"))
         .map_err(|errors| errors.iter().map(|e| format!("environment: {e}")).collect::<Vec<_>>().join("\n"))
+}
+
+/// Local snapshot files that are missing are fetched from their S3 backup first, as the
+/// original did when a container started without its data.
+async fn seed_from_backup(config: &Config) {
+    let (Some(files), Some(s3)) = (config.sinks.get("store_file"), config.sinks.get("store_s3")) else { return };
+    let (Some(files), Some(s3)) = (files.settings.downcast_ref::<FileSinkConfig>(), s3.settings.downcast_ref::<S3Config>()) else {
+        return;
+    };
+    let s3 = match &s3.backup_key {
+        Some(_) => s3.clone(),
+        None => S3Config { backup_key: Some(s3.key.clone()), ..s3.clone() },
+    };
+    if files.path.has_uuid() {
+        return;
+    }
+    for tenant in &config.tenants {
+        for spec in COLLECTORS.iter().filter(|spec| tenant.sources.iter().any(|s| s.name == spec.name)) {
+            let Some(Ok(pull)) = collectors::from_env(spec, &env) else { continue };
+            for ds in &pull.datasets {
+                let mut local = String::new();
+                files.path.render(&tenant.name, &ds.tag, chrono::Utc::now(), "", &mut local);
+                if Path::new(&local).exists() {
+                    continue;
+                }
+                match crate::sinks::s3::restore_backup(&s3, &tenant.name, &ds.tag, Path::new(&local)).await {
+                    Ok(bytes) => eprintln!("collect: {local} restored from the S3 backup ({bytes} bytes)"),
+                    Err(e) => tracing::debug!(file = %local, error = %format!("{e:#}"), "no S3 backup to restore"),
+                }
+            }
+        }
+    }
 }
 
 fn env(name: &str) -> Option<String> {
