@@ -6,6 +6,7 @@
 pub mod fields;
 
 mod clamav;
+mod crowdstrike_alerts;
 mod json;
 pub use json::normalize as json_normalize;
 mod kismet;
@@ -35,6 +36,7 @@ pub static VENDORS: &[&Vendor] = &[
     &zabbix::VENDOR,
     &zoneminder::VENDOR,
     &okta_logs::VENDOR,
+    &crowdstrike_alerts::VENDOR,
 ];
 
 /// What sluice knows of one vendor's events.
