@@ -7,6 +7,7 @@ pub mod fields;
 
 mod clamav;
 mod crowdstrike_alerts;
+mod graph_alerts;
 mod json;
 pub use json::normalize as json_normalize;
 mod kismet;
@@ -37,6 +38,7 @@ pub static VENDORS: &[&Vendor] = &[
     &zoneminder::VENDOR,
     &okta_logs::VENDOR,
     &crowdstrike_alerts::VENDOR,
+    &graph_alerts::VENDOR,
 ];
 
 /// What sluice knows of one vendor's events.
