@@ -5,6 +5,7 @@
 
 pub mod fields;
 
+mod aws_securityhub;
 mod clamav;
 mod crowdstrike_alerts;
 mod graph_alerts;
@@ -39,6 +40,7 @@ pub static VENDORS: &[&Vendor] = &[
     &okta_logs::VENDOR,
     &crowdstrike_alerts::VENDOR,
     &graph_alerts::VENDOR,
+    &aws_securityhub::VENDOR,
 ];
 
 /// What sluice knows of one vendor's events.
