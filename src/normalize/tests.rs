@@ -72,7 +72,7 @@ fn every_fixture_gives_a_schema_valid_idmefv2_message() {
             count += 1;
         }
     }
-    assert_eq!(count, 99, "every fixture event was checked");
+    assert_eq!(count, 109, "every fixture event was checked");
 }
 
 #[test]

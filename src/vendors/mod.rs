@@ -12,6 +12,7 @@ mod graph_alerts;
 mod json;
 pub use json::normalize as json_normalize;
 mod kismet;
+mod m365;
 mod modsecurity;
 mod okta_logs;
 mod prometheus;
@@ -41,6 +42,7 @@ pub static VENDORS: &[&Vendor] = &[
     &crowdstrike_alerts::VENDOR,
     &graph_alerts::VENDOR,
     &aws_securityhub::VENDOR,
+    &m365::VENDOR,
 ];
 
 /// What sluice knows of one vendor's events.
