@@ -78,3 +78,47 @@ pub fn level_from_word(word: &str) -> Option<Level> {
         _ => return None,
     })
 }
+
+/// The strings of an array at a path (other items skipped); empty when absent.
+pub fn strings_at(v: &Value, path: &str) -> Vec<String> {
+    at(v, path)
+        .and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(Value::as_str).filter(|s| !s.trim().is_empty()).map(str::to_string).collect())
+        .unwrap_or_default()
+}
+
+/// A MITRE ATT&CK technique or sub-technique id: `T1059`, `T1564.001` (not a vendor's own `CST0001`).
+pub fn is_attack_technique(id: &str) -> bool {
+    let Some(rest) = id.strip_prefix('T') else { return false };
+    let (main, sub) = rest.split_once('.').map_or((rest, None), |(m, s)| (m, Some(s)));
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    digits(main) && sub.is_none_or(digits)
+}
+
+/// A MITRE ATT&CK tactic id: `TA0002` (not a vendor's own `CSTA0004`).
+pub fn is_attack_tactic(id: &str) -> bool {
+    id.strip_prefix("TA").is_some_and(|d| !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// A hash written as hex, lower-cased; anything else (empty, `N/A`) is dropped.
+pub fn hex_hash(h: &str) -> Option<String> {
+    let h = h.trim();
+    (h.len() >= 16 && h.bytes().all(|b| b.is_ascii_hexdigit())).then(|| h.to_ascii_lowercase())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn attack_ids_are_told_from_vendor_ids() {
+        assert!(is_attack_technique("T1059") && is_attack_technique("T1564.001"));
+        assert!(
+            !is_attack_technique("CST0000")
+                && !is_attack_technique("T")
+                && !is_attack_technique("T1059.")
+                && !is_attack_technique("TA0002")
+        );
+        assert!(is_attack_tactic("TA0002") && !is_attack_tactic("CSTA0004") && !is_attack_tactic("TA"));
+    }
+}

@@ -5,11 +5,16 @@
 
 pub mod fields;
 
+mod aws_securityhub;
 mod clamav;
+mod crowdstrike_alerts;
+mod graph_alerts;
 mod json;
 pub use json::normalize as json_normalize;
 mod kismet;
+mod m365;
 mod modsecurity;
+mod okta_logs;
 mod prometheus;
 mod suricata;
 pub mod wazuh;
@@ -33,6 +38,11 @@ pub static VENDORS: &[&Vendor] = &[
     &prometheus::VENDOR,
     &zabbix::VENDOR,
     &zoneminder::VENDOR,
+    &okta_logs::VENDOR,
+    &crowdstrike_alerts::VENDOR,
+    &graph_alerts::VENDOR,
+    &aws_securityhub::VENDOR,
+    &m365::VENDOR,
 ];
 
 /// What sluice knows of one vendor's events.
@@ -84,6 +94,22 @@ pub fn markdown_table() -> String {
         out.push_str(&format!("| `{}` | {} | {} |\n", v.name, v.input, v.severity));
     }
     out
+}
+
+/// The events of one fixture file of a vendor, decoded and normalized as a file source would.
+#[cfg(test)]
+pub(crate) fn fixture_events(vendor: &str, file: &str) -> Vec<SecurityEvent> {
+    use crate::decode::{Decoder, Origin};
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/vendors").join(vendor).join("fixtures").join(file);
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let line = serde_json::from_str::<Value>(&text).unwrap().to_string();
+    let origin = Origin { tenant: "acme".into(), source: "s".into(), vendor: vendor.into() };
+    Decoder::named(vendor)
+        .decode_line(&line, &origin, chrono::Utc::now())
+        .unwrap()
+        .iter()
+        .map(|ev| crate::normalize::normalize(ev).unwrap())
+        .collect()
 }
 
 #[cfg(test)]
