@@ -656,7 +656,11 @@ struct Moto(std::process::Child, String);
 impl Moto {
     async fn start() -> Option<Moto> {
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let child = Command::new("moto_server").args(["-H", "127.0.0.1", "-p", &port.to_string()]).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).spawn();
+        let child = Command::new("moto_server")
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn();
         if let Ok(child) = child {
             for _ in 0..200 {
                 if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
@@ -715,4 +719,119 @@ async fn the_s3_backup_seeds_a_fresh_deployment_whose_collection_fails() {
     let restored = snapshot(fresh.path(), "okta_users");
     assert_eq!(upload_ids(&restored), good);
     assert_eq!(restored.len() as u64, RECORDS);
+}
+
+fn lines(path: &Path) -> Vec<Value> {
+    std::fs::read_to_string(path).unwrap_or_default().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+}
+
+/// Microsoft Graph lists newest first and Security Hub oldest first: both streams deliver every
+/// alert once, and an alert updated later once more, as an update.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn graph_and_security_hub_deliver_every_alert_and_each_update_once() {
+    use sluice_emulators::{graph, securityhub};
+    let any = "127.0.0.1:0".parse().unwrap();
+    let g = graph::Emulator::start(any, graph::Options { default_top: 50, ..Default::default() }).await.unwrap();
+    let tenant = "b3c1b5fc-828c-45fa-a1e1-10d74f6d6e9c";
+    g.add_app(tenant, "graph-app", "graph-secret");
+    let now = chrono::Utc::now();
+    g.generate_alerts(tenant, 240, now - chrono::Duration::minutes(50), now - chrono::Duration::minutes(1));
+    let hub = securityhub::Emulator::start(any, Default::default()).await.unwrap();
+    hub.add_key("AKIAEXAMPLE");
+    hub.enable_region("eu-west-1");
+    hub.generate_findings("eu-west-1", "111111111111", 260, now - chrono::Duration::hours(20), now - chrono::Duration::minutes(1));
+    let dir = tempfile::tempdir().unwrap();
+    let sources = format!(
+        "      - {{name: graph, type: graph_security, tenant_id: {tenant}, client_id: graph-app, client_secret: graph-secret, base_url: \"{g}/v1.0\", login_url: \"{g}\", interval: 1s}}\n      - {{name: hub, type: aws_securityhub, region: eu-west-1, access_key_id: AKIAEXAMPLE, secret_access_key: hub-secret, endpoint: \"{h}\", interval: 1s}}\n",
+        g = g.url(),
+        h = hub.url()
+    );
+    let cfg = config(dir.path(), &sources);
+    let (graph_out, hub_out) = (dir.path().join("events/graph_alerts.jsonl"), dir.path().join("events/aws_securityhub_findings.jsonl"));
+    let log = dir.path().join("sluice.log");
+    let daemon = Sluice::start(&cfg, &log);
+    wait_until(
+        Duration::from_secs(30),
+        || count_lines(&graph_out) >= 240 && count_lines(&hub_out) >= 260,
+        || format!("graph {} of 240, hub {} of 260", count_lines(&graph_out), count_lines(&hub_out)),
+    );
+    assert_eq!(daemon.terminate(), 0);
+    let first_alert = g.alerts(tenant)[0]["id"].as_str().unwrap().to_string();
+    assert!(g.update_alert(tenant, &first_alert, serde_json::json!({"status": "resolved"})));
+    let first_finding = hub.findings("eu-west-1")[0]["Id"].as_str().unwrap().to_string();
+    assert!(hub.update_finding("eu-west-1", &first_finding, serde_json::json!({"Workflow": {"Status": "RESOLVED"}})));
+    let daemon = Sluice::start(&cfg, &log);
+    wait_until(
+        Duration::from_secs(30),
+        || count_lines(&graph_out) >= 241 && count_lines(&hub_out) >= 261,
+        || {
+            format!(
+                "the updates: graph {}, hub {}: {}",
+                count_lines(&graph_out),
+                count_lines(&hub_out),
+                std::fs::read_to_string(&log)
+                    .unwrap_or_default()
+                    .lines()
+                    .filter(|l| l.contains("ERROR") || l.contains("WARN"))
+                    .take(5)
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            )
+        },
+    );
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(daemon.terminate(), 0);
+    let alerts = lines(&graph_out);
+    assert_eq!(alerts.len(), 241, "every alert once, the update once more");
+    assert_eq!(alerts.last().unwrap()["status"], "resolved");
+    let findings = lines(&hub_out);
+    assert_eq!(findings.len(), 261);
+    assert_eq!(findings.last().unwrap()["Workflow"]["Status"], "RESOLVED");
+    let signed =
+        hub.requests().iter().all(|r| r.header("authorization").is_some_and(|a| a.contains("/eu-west-1/securityhub/aws4_request")));
+    assert!(signed, "every request is signed for the region and service");
+}
+
+/// The pollers: an alert already present at the first start is not sent (`existing_at_start:
+/// skip`, the original connectors' behaviour), each new one once, also across a restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prometheus_kismet_and_zabbix_pollers_send_each_new_alert_once() {
+    use sluice_emulators::{kismet, prometheus, zabbix};
+    let any = "127.0.0.1:0".parse().unwrap();
+    let prom = prometheus::Emulator::start(any, Default::default()).await.unwrap();
+    prom.fire(&[("alertname", "InstanceDown"), ("instance", "node-1:9100"), ("severity", "critical")], &[]);
+    let kis = kismet::Emulator::start(any, Default::default()).await.unwrap();
+    kis.raise_alert("DEAUTHFLOOD", 15, "Deauthenticate/Disassociate flood", "aa:bb:cc:dd:ee:01");
+    let zab = zabbix::Emulator::start(any, Default::default()).await.unwrap();
+    zab.add_api_token("zbx-token");
+    zab.raise_problem("web-1", "10.0.0.5", "High CPU utilization", 4);
+    let dir = tempfile::tempdir().unwrap();
+    let sources = format!(
+        "      - {{name: prom, type: prometheus, url: \"{}\", existing_at_start: skip, interval: 1s}}\n      - {{name: kis, type: kismet, url: \"{}\", username: kismet, password: kismet, existing_at_start: skip, interval: 1s}}\n      - {{name: zab, type: zabbix, url: \"{}\", token: zbx-token, existing_at_start: skip, interval: 1s}}\n",
+        prom.url(),
+        kis.url(),
+        zab.url()
+    );
+    let cfg = config(dir.path(), &sources);
+    let outs = ["prometheus_alerts", "kismet_alerts", "zabbix_problems"].map(|t| dir.path().join(format!("events/{t}.jsonl")));
+    let log = dir.path().join("sluice.log");
+    let polled = |n: usize| prom.requests().len() >= n && kis.requests().len() >= n && zab.requests().len() >= n;
+    let daemon = Sluice::start(&cfg, &log);
+    wait_until(Duration::from_secs(20), || polled(2), || "two polls each".into());
+    assert!(outs.iter().all(|o| count_lines(o) == 0), "present at the first start: not sent");
+    prom.fire(&[("alertname", "DiskFull"), ("instance", "node-2:9100"), ("severity", "warning")], &[]);
+    kis.raise_alert("APSPOOF", 20, "Unauthorized device advertising an SSID", "aa:bb:cc:dd:ee:02");
+    zab.raise_problem("db-1", "10.0.0.6", "Disk space is low", 3);
+    wait_until(Duration::from_secs(20), || outs.iter().all(|o| count_lines(o) == 1), || "one new alert each".into());
+    assert_eq!(daemon.terminate(), 0);
+    kis.raise_alert("BSSTIMESTAMP", 10, "Invalid BSS timestamp", "aa:bb:cc:dd:ee:03");
+    let daemon = Sluice::start(&cfg, &log);
+    wait_until(Duration::from_secs(20), || count_lines(&outs[1]) == 2, || "the alert raised while stopped".into());
+    let before = zab.requests().len();
+    wait_until(Duration::from_secs(20), || zab.requests().len() >= before + 2, || "more polls".into());
+    assert_eq!(daemon.terminate(), 0);
+    assert_eq!(lines(&outs[0]).iter().map(|a| a["labels"]["alertname"].as_str().unwrap().to_string()).collect::<Vec<_>>(), ["DiskFull"]);
+    assert_eq!(lines(&outs[1]).len(), 2, "the restart sent nothing twice");
+    assert_eq!(lines(&outs[2])[0]["name"], "Disk space is low");
+    assert_eq!(lines(&outs[2]).len(), 1);
 }

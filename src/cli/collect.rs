@@ -200,7 +200,9 @@ pub fn from_env(env: &dyn Fn(&str) -> Option<String>) -> Result<Config, String> 
         sinks.insert("store_s3".into(), s3);
     }
     if env("STORE_DUCKDB").is_some() {
-        eprintln!("collect: STORE_DUCKDB is set but this build has no DuckDB destination; ignored (DuckDB reads the JSON files with read_json)");
+        eprintln!(
+            "collect: STORE_DUCKDB is set but this build has no DuckDB destination; ignored (DuckDB reads the JSON files with read_json)"
+        );
     }
     let mut sources = Vec::new();
     for spec in COLLECTORS {

@@ -43,7 +43,8 @@ pub fn sample_alert(tenant: &str, n: u64, created: DateTime<Utc>) -> Value {
     let id = format!("da{:018}_{}", r % 1_000_000_000_000_000_000, (r >> 20) as i32);
     let severity = ["informational", "low", "medium", "high"][(r >> 4) as usize % 4];
     let status = ["new", "new", "inProgress", "resolved"][(r >> 6) as usize % 4];
-    let updated = created + TimeDelta::seconds(30 + (r >> 8) as i64 % 600);
+    // Never in the future: an alert is updated before anyone can read it.
+    let updated = (created + TimeDelta::seconds(30 + (r >> 8) as i64 % 600)).min(Utc::now().max(created));
     let host = format!("ws-{:04}.contoso.com", r % 10_000);
     let user = ["alice", "bob", "carol", "dave"][(r >> 10) as usize % 4];
     let evidence = json!([
