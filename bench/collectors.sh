@@ -17,11 +17,14 @@
 #      sluice's client-side rate limits (KnowBe4 45 requests a minute, Snyk 1,500: the vendors'
 #      documented limits) are lifted here, as the originals have none and the emulators enforce
 #      none: this measures the collectors, not the vendors' limits.
+# The emulators are bench/collectors_emulator (a binary over crates/emulators sized by flags): the
+# stock `collectors-emulator` fills every vendor with --records per tenant, and its Okta System
+# Log events are held in memory (200 tenants x 20,000 of them would not fit in 24 GB).
 # Records are counted in the output files (each record carries one `_upload_id`), not taken from
 # the collectors' own reports; a run whose count is not the expected one fails the script.
 #
-# How long: about 10 minutes on 2 shared cores once built (run 1 takes about 3). Needs: cargo,
-# python3 with venv and pip (PyPI) for the peers, about 25 GB free under WORK, the original's
+# How long: about 7 minutes on 2 cores once built (run 1 takes about 2). Needs: cargo,
+# python3 with venv and pip (PyPI) for the peers, about 8 GB free under WORK, the original's
 # repository (PEER_REPO: a checkout or a bare git directory; PEERS=0 skips the peers).
 #
 #   bash bench/collectors.sh
