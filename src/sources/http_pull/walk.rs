@@ -88,8 +88,8 @@ async fn walk_one(
             Some(expand) => {
                 let ids: Vec<String> = page.iter().map(id_text).collect();
                 let vars = Vars { ids: Some(&ids), ..vars.clone() };
-                let answer = client.send(&outgoing(client, &expand.request, &vars, &[])?, &[]).await?;
-                records_at(&answer.body, &expand.records)?
+                let mut answer = client.send(&outgoing(client, &expand.request, &vars, &[])?, &[]).await?;
+                records_at(&mut answer.body, &expand.records)?
             }
         };
         let next = match &pager.next {
@@ -155,8 +155,8 @@ async fn run_export(
         let new: Vec<String> = listed.into_iter().filter(|c| !fetched.contains(c)).collect();
         for chunk in &new {
             let chunk_vars = Vars { job: Some(&job), chunk: Some(chunk), ..vars.clone() };
-            let answer = client.send(&outgoing(client, &export.chunk, &chunk_vars, &[])?, &[]).await?;
-            let records = records_at(&answer.body, &ds.records).with_context(|| format!("chunk {chunk} of export job {job}"))?;
+            let mut answer = client.send(&outgoing(client, &export.chunk, &chunk_vars, &[])?, &[]).await?;
+            let records = records_at(&mut answer.body, &ds.records).with_context(|| format!("chunk {chunk} of export job {job}"))?;
             fetched.insert(chunk.clone());
             if !records.is_empty() && hand_over(ds, records, None, out, total).await? == Flow::Stop {
                 return Ok(Flow::Stop);
@@ -228,11 +228,12 @@ impl<'a> Pager<'a> {
             }
             _ => outgoing(client, self.request, vars, &[])?,
         };
-        let answer = client.send(&request, &[]).await?;
+        let mut answer = client.send(&request, &[]).await?;
         if let Some(error) = self.error.and_then(|p| answer.body.pointer(p)).filter(|e| !e.is_null()) {
             bail!("{} answered an error: {error}", crate::settings::redact_urls(request.url.as_str()));
         }
-        let records = records_at(&answer.body, self.records)
+        // Paging reads other members of the answer (meta, links), never the records.
+        let records = records_at(&mut answer.body, self.records)
             .with_context(|| format!("answer of {}", crate::settings::redact_urls(request.url.as_str())))?;
         self.advance(client, &answer, &request.url, records.len())?;
         Ok(Some(records))
@@ -310,11 +311,11 @@ pub fn outgoing(client: &Client, request: &Request, vars: &Vars, extra: &[(&str,
     Ok(Outgoing { method, url, headers, body })
 }
 
-/// The records of an answer: the array at `pointer` (the body itself when empty). `null` or a
-/// missing member is an empty page.
-pub fn records_at(body: &Value, pointer: &str) -> anyhow::Result<Vec<Value>> {
-    match body.pointer(pointer) {
-        Some(Value::Array(items)) => Ok(items.clone()),
+/// Takes the records out of an answer: the array at `pointer` (the body itself when empty),
+/// moved, not copied. `null` or a missing member is an empty page.
+pub fn records_at(body: &mut Value, pointer: &str) -> anyhow::Result<Vec<Value>> {
+    match body.pointer_mut(pointer) {
+        Some(Value::Array(items)) => Ok(std::mem::take(items)),
         Some(Value::Null) | None => Ok(Vec::new()),
         Some(other) => bail!("the records at `{pointer}` are not a list: {}", preview(other)),
     }
@@ -385,10 +386,10 @@ mod tests {
 
     #[test]
     fn records_are_found_at_their_pointer() {
-        let body = serde_json::json!({"resources": [1, 2], "meta": {}});
-        assert_eq!(records_at(&body, "/resources").unwrap().len(), 2);
-        assert!(records_at(&body, "/missing").unwrap().is_empty());
-        assert!(records_at(&body, "/meta").unwrap_err().to_string().contains("not a list"));
-        assert_eq!(records_at(&serde_json::json!([1]), "").unwrap().len(), 1);
+        let mut body = serde_json::json!({"resources": [1, 2], "meta": {}});
+        assert_eq!(records_at(&mut body, "/resources").unwrap().len(), 2);
+        assert!(records_at(&mut body, "/missing").unwrap().is_empty());
+        assert!(records_at(&mut body, "/meta").unwrap_err().to_string().contains("not a list"));
+        assert_eq!(records_at(&mut serde_json::json!([1]), "").unwrap().len(), 1);
     }
 }
