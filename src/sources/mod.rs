@@ -129,3 +129,19 @@ pub struct SourceContext {
     pub emitter: Emitter,
     pub cancel: CancellationToken,
 }
+
+impl SourceContext {
+    /// Sleeps; false if the source was cancelled meanwhile.
+    pub async fn sleep(&self, d: std::time::Duration) -> bool {
+        tokio::select! {
+            _ = tokio::time::sleep(d) => true,
+            _ = self.cancel.cancelled() => false,
+        }
+    }
+}
+
+/// A random duration below `max` (zero for zero): spreads tenants that share a schedule.
+pub fn jitter(max: std::time::Duration) -> std::time::Duration {
+    use rand::Rng;
+    if max.is_zero() { max } else { rand::rng().random_range(std::time::Duration::ZERO..max) }
+}

@@ -107,7 +107,7 @@ impl Output for PrintOutput {
 async fn run(config: Arc<HttpPullConfig>, ctx: SourceContext) -> anyhow::Result<()> {
     // Spread the first runs of many tenants over up to a tenth of the interval (max 30 s).
     let spread = (config.interval_or_default() / 10).min(Duration::from_secs(30));
-    if !sleep_or_cancel(&ctx, jitter(spread)).await {
+    if !ctx.sleep(super::jitter(spread)).await {
         return Ok(());
     }
     let slack = crate::notify::slack();
@@ -139,7 +139,7 @@ async fn run(config: Arc<HttpPullConfig>, ctx: SourceContext) -> anyhow::Result<
                 }
             }
         }
-        if !sleep_or_cancel(&ctx, next_run(&config, started)).await {
+        if !ctx.sleep(next_run(&config, started)).await {
             return Ok(());
         }
     }
@@ -212,7 +212,7 @@ async fn collect_snapshot(client: &mut client::Client, ds: &DataSet, ctx: &Sourc
         if failures.is_empty() {
             return (records, Ok(()));
         }
-        if wait > Duration::from_secs(120) || !sleep_or_cancel(ctx, wait).await {
+        if wait > Duration::from_secs(120) || !ctx.sleep(wait).await {
             return (records, Err(anyhow!("the snapshot was not taken: {}", failures.join("; "))));
         }
         tracing::warn!(tenant = %ctx.tenant, tag = %ds.tag, failures = %failures.join("; "), retry_in = ?wait, "snapshot not taken by every sink; retrying");
@@ -451,17 +451,6 @@ impl Output for PollOutput<'_> {
             self.save(&self.known).await?;
             Ok(Flow::Continue)
         })
-    }
-}
-
-fn jitter(max: Duration) -> Duration {
-    if max.is_zero() { max } else { rand::rng().random_range(Duration::ZERO..max) }
-}
-
-async fn sleep_or_cancel(ctx: &SourceContext, d: Duration) -> bool {
-    tokio::select! {
-        _ = tokio::time::sleep(d) => true,
-        _ = ctx.cancel.cancelled() => false,
     }
 }
 

@@ -11,7 +11,6 @@ use anyhow::{Context, anyhow, bail};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
-use rand::Rng;
 use reqwest::StatusCode;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
@@ -262,7 +261,7 @@ impl Client {
         if now.duration_since(first) > MAX_THROTTLED {
             bail!("{path}: still rate limited (429) after {MAX_THROTTLED:?}");
         }
-        let wait = THROTTLE_PAUSE + jitter(THROTTLE_PAUSE / 2);
+        let wait = THROTTLE_PAUSE + crate::sources::jitter(THROTTLE_PAUSE / 2);
         let mut until = self.paused_until.lock().unwrap_or_else(PoisonError::into_inner);
         if *until <= now {
             tracing::warn!(tenant = %self.tenant, path, wait = ?wait, "429: the manager's request limit is reached; pausing");
@@ -347,11 +346,7 @@ fn shared_client(tls: &TlsConfig) -> anyhow::Result<reqwest::Client> {
 /// Exponential backoff with jitter: half fixed, half random.
 fn backoff(attempt: u32) -> Duration {
     let base = MIN_BACKOFF.saturating_mul(1 << attempt.min(8).saturating_sub(1)).min(MAX_BACKOFF);
-    base / 2 + jitter(base / 2)
-}
-
-fn jitter(max: Duration) -> Duration {
-    if max.is_zero() { max } else { rand::rng().random_range(Duration::ZERO..max) }
+    base / 2 + crate::sources::jitter(base / 2)
 }
 
 /// The Wazuh error code and the message of an error answer (problem+json `detail`, or the

@@ -89,7 +89,7 @@ pub async fn run(config: WazuhApiConfig, ctx: SourceContext) -> anyhow::Result<(
     };
     let mut failures = 0;
     loop {
-        if !sleep_or_cancel(&ctx, wait).await {
+        if !ctx.sleep(wait).await {
             return Ok(());
         }
         let started_at = Utc::now();
@@ -269,14 +269,6 @@ fn checked(envelope: Envelope, path: &str) -> anyhow::Result<Envelope> {
 
 fn has_code(e: &anyhow::Error, code: i64) -> bool {
     e.downcast_ref::<Refused>().is_some_and(|r| r.code == Some(code))
-}
-
-/// Sleeps; false if the source was cancelled meanwhile.
-async fn sleep_or_cancel(ctx: &SourceContext, d: Duration) -> bool {
-    tokio::select! {
-        _ = tokio::time::sleep(d) => true,
-        _ = ctx.cancel.cancelled() => false,
-    }
 }
 
 #[cfg(test)]

@@ -69,7 +69,7 @@ pub async fn run(config: WithSecureConfig, ctx: SourceContext) -> anyhow::Result
 
     // Spread the first cycles of many tenants over up to a tenth of the interval (max 30 s).
     let spread = (config.interval / 10).min(Duration::from_secs(30));
-    if !sleep_or_cancel(&ctx, jitter(spread)).await {
+    if !ctx.sleep(super::jitter(spread)).await {
         return Ok(());
     }
     loop {
@@ -88,7 +88,7 @@ pub async fn run(config: WithSecureConfig, ctx: SourceContext) -> anyhow::Result
         // ±5 % so tenants that share an interval drift apart instead of firing together.
         let next = cycle_start + config.interval.mul_f64(rand::rng().random_range(0.95..1.05));
         let wait = next.saturating_duration_since(tokio::time::Instant::now());
-        if !sleep_or_cancel(&ctx, wait).await {
+        if !ctx.sleep(wait).await {
             return Ok(());
         }
     }
@@ -345,18 +345,6 @@ async fn save(ctx: &SourceContext, key: &str, cp: &Checkpoint) -> anyhow::Result
     metrics::gauge!("sluice_source_lag_seconds", "tenant" => ctx.tenant.to_string(), "source" => ctx.source.to_string(), "key" => key.to_string())
         .set(lag);
     ctx.store.set_checkpoint(&ctx.tenant, &ctx.source, key, serde_json::to_string(cp)?).await
-}
-
-fn jitter(max: Duration) -> Duration {
-    if max.is_zero() { max } else { rand::rng().random_range(Duration::ZERO..max) }
-}
-
-/// Sleeps; false if the source was cancelled meanwhile.
-async fn sleep_or_cancel(ctx: &SourceContext, d: Duration) -> bool {
-    tokio::select! {
-        _ = tokio::time::sleep(d) => true,
-        _ = ctx.cancel.cancelled() => false,
-    }
 }
 
 #[cfg(test)]
